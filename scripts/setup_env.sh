@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Create .venv/ and install the whole stack into it, building mmcv 2.1.0 with
+# its compiled ops when no usable wheel is cached. Safe to run again: once the
+# environment matches this checkout it returns in seconds.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-$repo/.venv}
+# The mmcv wheel is compiled against torch's C++ ABI, so torch is pinned here
+# and the cached wheel is keyed by the torch version it was built against.
+TORCH_VERSION=${TORCH_VERSION:-2.14.1}
+TORCHVISION_VERSION=${TORCHVISION_VERSION:-0.29.1}
+MMCV_VERSION=2.1.0   # mmdet 3.3 and mmseg 1.2.2 refuse mmcv >= 2.2 at import
+CACHE_DIR=${EVD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/efficientvit-dense}
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
+
+# The stamp records what the environment was built from; a match means there
+# is nothing to do.
+stamp_file="$VENV/.efficientvit-dense-setup"
+want_stamp=$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)-torch$TORCH_VERSION
+if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$want_stamp" ] \
+   && "$VENV/bin/python" -c 'import mmcv.ops, efficientvit_dense' 2>/dev/null; then
+  log "environment in $VENV is up to date"
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+log "installing torch $TORCH_VERSION, torchvision $TORCHVISION_VERSION and build tools"
+pip_install --upgrade pip
+# setuptools < 82 still ships pkg_resources, which mmcv's setup.py and
+# mmengine's `mmdet::` config resolution import.
+pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
+  "setuptools>=64,<82" wheel ninja
+
+flavour=$("$VENV/bin/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+wheel_dir="$CACHE_DIR/wheels/torch-$TORCH_VERSION-$flavour"
+mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+
+build_mmcv() {
+  local work log_file pid start status
+  work=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
+  log_file="$CACHE_DIR/mmcv-build.log"
+  mkdir -p "$wheel_dir"; rm -rf "$wheel_dir.partial"
+  log "no cached mmcv $MMCV_VERSION wheel for torch $TORCH_VERSION ($flavour): building it from source"
+  log "this compiles about 77 C++ files and takes ~25 minutes on 2 cores; log: $log_file"
+  "$VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
+    --no-binary mmcv --no-build-isolation "mmcv==$MMCV_VERSION" -d "$work" \
+    || die "could not download the mmcv $MMCV_VERSION source distribution"
+  tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
+  # mmcv pins -std=c++14/17 but torch >= 2.13 headers need C++20.
+  sed -i -E "s/-std=c\+\+1[47]/-std=c++20/g" "$work/mmcv-$MMCV_VERSION/setup.py"
+  grep -q -- '-std=c++20' "$work/mmcv-$MMCV_VERSION/setup.py" \
+    || die "could not patch the C++ standard flag in mmcv's setup.py"
+
+  start=$(date +%s)
+  (cd "$work/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+     "$VENV/bin/python" -m pip wheel -v --no-deps --no-build-isolation . -w "$wheel_dir.partial") \
+     >"$log_file" 2>&1 &
+  pid=$!
+  # A heartbeat so that a user (and CI) can see the build is alive.
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 30
+    progress=$(grep -oE '\[[0-9]+/[0-9]+\]' "$log_file" | tail -n1 || true)
+    log "building mmcv: ${progress:-preparing} after $(( $(date +%s) - start ))s"
+  done
+  status=0; wait "$pid" || status=$?
+  if [ "$status" -ne 0 ]; then
+    printf '[setup] mmcv build failed (exit %s); last lines of %s:\n' "$status" "$log_file" >&2
+    tail -n 40 "$log_file" >&2
+    exit 1
+  fi
+  # Move into place only once complete, so an interrupted build is never reused.
+  mv "$wheel_dir.partial"/mmcv-*.whl "$wheel_dir"/
+  rm -rf "$wheel_dir.partial" "$work"
+  log "built mmcv in $(( $(date +%s) - start ))s; cached in $wheel_dir"
+}
+
+if [ -z "$mmcv_wheel" ]; then
+  build_mmcv
+  mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
+else
+  log "reusing cached $mmcv_wheel"
+fi
+
+log "installing mmcv and the project with its dependencies"
+pip_install "$mmcv_wheel"
+pip_install -e ".[test]"
+
+"$VENV/bin/python" -c 'import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, efficientvit_dense' \
+  || die "the stack was installed but does not import; see the error above"
+echo "$want_stamp" >"$stamp_file"
+log "done: activate with 'source $VENV/bin/activate'"

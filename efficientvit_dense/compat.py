@@ -1,0 +1,68 @@
+"""Shims that make mmengine / mmdet / mmseg / mmpretrain run on torch >= 2.6
+and numpy >= 2.4. Applied when ``efficientvit_dense`` is imported; each is
+idempotent and has a test that fails without it (tests/test_compat.py).
+"""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import torch
+
+
+def _history_buffer_method(owner, name):
+    """Stands in for ``getattr`` while unpickling a checkpoint.
+
+    mmengine's ``HistoryBuffer`` pickles its statistics table as
+    ``getattr(HistoryBuffer, 'mean')`` and so on. Allowing the real getattr
+    would let a file reach any method of any allowed class (``ndarray.tofile``
+    writes files); this resolves public HistoryBuffer methods only.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    if owner is HistoryBuffer and not name.startswith('_') and callable(getattr(owner, name, None)):
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'Refusing getattr({owner!r}, {name!r}) in a checkpoint: only HistoryBuffer statistics are allowed.')
+
+
+def _numpy_checkpoint_globals() -> list:
+    """What pickled numpy arrays and scalars reference: the rebuild
+    functions, ``ndarray``, ``dtype`` and the numeric dtype classes. Object
+    and void dtypes are left out: they can carry arbitrary pickled objects."""
+    from numpy._core import multiarray
+
+    dtype_classes = {type(np.dtype(code)) for code in '?bhilqBHILQefdgFDGSUMm'}
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes,
+            # Files written under numpy 1.x name the same functions under numpy.core.
+            (multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+            (multiarray.scalar, 'numpy.core.multiarray.scalar')]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
+    0.10.7's checkpoints carry its log history (``HistoryBuffer`` holding
+    numpy arrays), so ``--resume`` fails with "Weights only load failed".
+    Allow-list exactly what those checkpoints hold instead of turning safe
+    loading off: a file that pickles anything else is still refused."""
+    from mmengine.logging import HistoryBuffer
+
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_checkpoint_globals()])
+
+
+def restore_numpy_in1d() -> None:
+    """numpy 2.4 removed ``np.in1d``, which mmpretrain 1.2's retrieval
+    metrics still call; ``np.isin(...).ravel()`` is its documented successor."""
+    if hasattr(np, 'in1d'):
+        return
+
+    def in1d(ar1, ar2, assume_unique=False, invert=False, *, kind=None):
+        return np.isin(ar1, ar2, assume_unique=assume_unique, invert=invert, kind=kind).ravel()
+
+    np.in1d = in1d
+
+
+def apply() -> None:
+    allow_mmengine_checkpoints()
+    restore_numpy_in1d()

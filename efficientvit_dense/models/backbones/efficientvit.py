@@ -1,0 +1,407 @@
+"""EfficientViT (Liu et al., CVPR 2023) as a dense-prediction backbone.
+
+The network is built from "sandwich" blocks (DW conv -> FFN -> Cascaded Group
+Attention -> DW conv -> FFN, each residual), a four-layer stride-16 stem and
+SE patch-merging downsamples between three stages, giving maps at strides 16,
+32 and 64.
+
+Module and parameter names follow timm's ``efficientvit_msra`` so that a timm
+state dict loads as it is; the official release format is mapped onto these
+names by :mod:`efficientvit_dense.models.weights`.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from timm.layers import DropPath, SqueezeExcite
+from torch.nn.modules.batchnorm import _BatchNorm
+
+# Paper Table 1. Every model uses key_dim 16; the per-head value width is
+# embed_dim / num_heads, so that a head's output can feed the next head.
+ARCH_SETTINGS: dict[str, dict] = {
+    'm0': dict(embed_dims=(64, 128, 192), depths=(1, 2, 3), num_heads=(4, 4, 4), kernels=(5, 5, 5, 5)),
+    'm1': dict(embed_dims=(128, 144, 192), depths=(1, 2, 3), num_heads=(2, 3, 3), kernels=(7, 5, 3, 3)),
+    'm2': dict(embed_dims=(128, 192, 224), depths=(1, 2, 3), num_heads=(4, 3, 2), kernels=(7, 5, 3, 3)),
+    'm3': dict(embed_dims=(128, 240, 320), depths=(1, 2, 3), num_heads=(4, 3, 4), kernels=(5, 5, 5, 5)),
+    'm4': dict(embed_dims=(128, 256, 384), depths=(1, 2, 3), num_heads=(4, 4, 4), kernels=(7, 5, 3, 3)),
+    'm5': dict(embed_dims=(192, 288, 384), depths=(1, 3, 4), num_heads=(3, 3, 4), kernels=(7, 5, 3, 3)),
+}
+KEY_DIM = 16
+STEM_STRIDE = 16
+MIN_INPUT_SIZE = 32  # the stride-64 map must be at least 1x1 after the stride-32 one
+
+
+def resolve_arch(arch: str | dict) -> dict:
+    """Return the full arch dict for a name ('m0'..'m5') or a custom dict."""
+    if isinstance(arch, str):
+        key = arch.lower()
+        if key not in ARCH_SETTINGS:
+            raise ValueError(f'Unknown EfficientViT arch {arch!r}; choose one of '
+                             f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
+                             "'embed_dims', 'depths', 'num_heads', 'kernels'.")
+        return dict(ARCH_SETTINGS[key])
+    required = {'embed_dims', 'depths', 'num_heads', 'kernels'}
+    if not isinstance(arch, dict) or not required <= set(arch):
+        raise ValueError(f'A custom EfficientViT arch must be a dict with keys {sorted(required)}, got {arch!r}.')
+    for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
+        if dim % heads:
+            raise ValueError(f'embed_dim {dim} is not divisible by its {heads} heads in arch {arch!r}.')
+    return dict(arch)
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d without bias followed by BatchNorm2d; folds into one conv."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, padding=0,
+                 groups=1, bn_weight_init=1.0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        conv, bn = self.conv, self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          conv.padding, conv.dilation, conv.groups, bias=True,
+                          device=conv.weight.device, dtype=conv.weight.dtype)
+        fused.weight.copy_(conv.weight * scale[:, None, None, None])
+        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        return fused
+
+
+class Residual(nn.Module):
+    """``x + drop_path(m(x))``."""
+
+    def __init__(self, m: nn.Module, drop_path: float = 0.0):
+        super().__init__()
+        self.m = m
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x):
+        return x + self.drop_path(self.m(x))
+
+
+class ConvFFN(nn.Module):
+    """Pointwise expand -> ReLU -> pointwise project (hidden width 2x)."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.pw1 = ConvBN(dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.pw2 = ConvBN(hidden_dim, dim, bn_weight_init=0.0)
+
+    def forward(self, x):
+        return self.pw2(self.act(self.pw1(x)))
+
+
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """(N, N) index into a bias table of (|dy|, |dx|) offsets, N = window_size**2.
+
+    Offsets are numbered ``|dy| * window_size + |dx|``, the order in which the
+    reference implementation first meets them, so tables load unchanged.
+    """
+    coords = torch.tensor(list(itertools.product(range(window_size), range(window_size))))
+    offsets = (coords[:, None, :] - coords[None, :, :]).abs()
+    return offsets[..., 0] * window_size + offsets[..., 1]
+
+
+class CascadedGroupAttention(nn.Module):
+    """Attention over one window where head ``i`` sees channel chunk ``i`` plus
+    the output of head ``i - 1``; queries get a depthwise conv per head."""
+
+    def __init__(self, dim: int, key_dim: int, num_heads: int, window_size: int,
+                 kernels: Sequence[int]):
+        super().__init__()
+        if len(kernels) < num_heads:
+            raise ValueError(f'{num_heads} heads need {num_heads} query kernels, got {list(kernels)}.')
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.val_dim = dim // num_heads
+        self.scale = key_dim ** -0.5
+        self.window_size = window_size
+        self.qkvs = nn.ModuleList(
+            ConvBN(dim // num_heads, 2 * key_dim + self.val_dim) for _ in range(num_heads))
+        self.dws = nn.ModuleList(
+            ConvBN(key_dim, key_dim, k, 1, k // 2, groups=key_dim) for k in kernels[:num_heads])
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(self.val_dim * num_heads, dim, bn_weight_init=0.0))
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_size * window_size))
+        # Derived from window_size, so never stored in or trusted from a checkpoint.
+        self.register_buffer('attention_bias_idxs', relative_position_index(window_size), persistent=False)
+
+    def attention_bias(self) -> torch.Tensor:
+        """(heads, N, N) additive bias for one window."""
+        return self.attention_biases[:, self.attention_bias_idxs]
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        bias = self.attention_bias()
+        chunks = x.chunk(self.num_heads, dim=1)
+        outputs = []
+        feat = chunks[0]
+        for i, (qkv, dw) in enumerate(zip(self.qkvs, self.dws)):
+            if i > 0:
+                feat = feat + chunks[i]
+            q, k, v = qkv(feat).split([self.key_dim, self.key_dim, self.val_dim], dim=1)
+            q = dw(q)
+            q, k, v = q.flatten(2), k.flatten(2), v.flatten(2)
+            attn = (q.transpose(-2, -1) @ k) * self.scale + bias[i]
+            attn = attn.softmax(dim=-1)
+            feat = (v @ attn.transpose(-2, -1)).view(B, self.val_dim, H, W)
+            outputs.append(feat)
+        return self.proj(torch.cat(outputs, dim=1))
+
+
+class LocalWindowAttention(nn.Module):
+    """Runs :class:`CascadedGroupAttention` in non-overlapping windows.
+
+    The map is zero-padded at the bottom/right to a multiple of the window
+    (so a map smaller than the window becomes one padded window), as the
+    reference implementation does.
+    """
+
+    def __init__(self, dim: int, key_dim: int, num_heads: int, window_size: int,
+                 kernels: Sequence[int]):
+        super().__init__()
+        self.window_size = window_size
+        self.attn = CascadedGroupAttention(dim, key_dim, num_heads, window_size, kernels)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        ws = self.window_size
+        if H == ws and W == ws:
+            return self.attn(x)
+        pad_b, pad_r = (-H) % ws, (-W) % ws
+        x = F.pad(x, (0, pad_r, 0, pad_b))
+        nh, nw = (H + pad_b) // ws, (W + pad_r) // ws
+        # (B, C, nh*ws, nw*ws) -> (B*nh*nw, C, ws, ws)
+        x = x.view(B, C, nh, ws, nw, ws).permute(0, 2, 4, 1, 3, 5).reshape(B * nh * nw, C, ws, ws)
+        x = self.attn(x)
+        x = x.view(B, nh, nw, C, ws, ws).permute(0, 3, 1, 4, 2, 5).reshape(B, C, nh * ws, nw * ws)
+        return x[:, :, :H, :W]
+
+
+def _dw_conv(dim: int, bn_weight_init: float = 1.0) -> ConvBN:
+    return ConvBN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=bn_weight_init)
+
+
+class EfficientViTBlock(nn.Module):
+    """The sandwich block: DW conv, FFN, attention, DW conv, FFN; all residual."""
+
+    def __init__(self, dim: int, key_dim: int, num_heads: int, window_size: int,
+                 kernels: Sequence[int], drop_path: float = 0.0):
+        super().__init__()
+        self.dw0 = Residual(_dw_conv(dim, bn_weight_init=0.0), drop_path)
+        self.ffn0 = Residual(ConvFFN(dim, 2 * dim), drop_path)
+        self.mixer = Residual(LocalWindowAttention(dim, key_dim, num_heads, window_size, kernels), drop_path)
+        self.dw1 = Residual(_dw_conv(dim, bn_weight_init=0.0), drop_path)
+        self.ffn1 = Residual(ConvFFN(dim, 2 * dim), drop_path)
+
+    def forward(self, x):
+        return self.ffn1(self.dw1(self.mixer(self.ffn0(self.dw0(x)))))
+
+
+class PatchMerging(nn.Module):
+    """1x1 expand to 4C -> ReLU -> 3x3 DW stride 2 -> ReLU -> SE -> 1x1 to C_out."""
+
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        hidden = 4 * dim
+        self.conv1 = ConvBN(dim, hidden)
+        self.act = nn.ReLU()
+        self.conv2 = ConvBN(hidden, hidden, 3, 2, 1, groups=hidden)
+        self.se = SqueezeExcite(hidden, 0.25)
+        self.conv3 = ConvBN(hidden, out_dim)
+
+    def forward(self, x):
+        return self.conv3(self.se(self.act(self.conv2(self.act(self.conv1(x))))))
+
+
+def _downsample(in_dim: int, out_dim: int) -> nn.Sequential:
+    """Sandwich-style downsample: (DW + FFN), PatchMerging, (DW + FFN)."""
+    return nn.Sequential(OrderedDict(
+        res1=nn.Sequential(Residual(_dw_conv(in_dim)), Residual(ConvFFN(in_dim, 2 * in_dim))),
+        patchmerge=PatchMerging(in_dim, out_dim),
+        res2=nn.Sequential(Residual(_dw_conv(out_dim)), Residual(ConvFFN(out_dim, 2 * out_dim))),
+    ))
+
+
+class EfficientViTStage(nn.Module):
+
+    def __init__(self, in_dim: int, out_dim: int, depth: int, num_heads: int, window_size: int,
+                 kernels: Sequence[int], drop_paths: Sequence[float], downsample: bool):
+        super().__init__()
+        self.downsample = _downsample(in_dim, out_dim) if downsample else nn.Identity()
+        self.blocks = nn.Sequential(*(
+            EfficientViTBlock(out_dim, KEY_DIM, num_heads, window_size, kernels, drop_paths[i])
+            for i in range(depth)))
+
+    def forward(self, x, with_cp: bool = False):
+        x = self.downsample(x)
+        for block in self.blocks:
+            if with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+class PatchEmbed(nn.Sequential):
+    """Four stride-2 3x3 Conv-BN layers: C/8 -> C/4 -> C/2 -> C, stride 16."""
+
+    def __init__(self, in_channels: int, dim: int):
+        super().__init__()
+        widths = [in_channels, dim // 8, dim // 4, dim // 2, dim]
+        for i in range(4):
+            self.add_module(f'conv{i + 1}', ConvBN(widths[i], widths[i + 1], 3, 2, 1))
+            if i < 3:
+                self.add_module(f'relu{i + 1}', nn.ReLU())
+
+
+@MODELS.register_module()
+class EfficientViT(BaseModule):
+    """EfficientViT backbone returning maps at strides 16, 32 and 64.
+
+    Registered in mmengine's root ``MODELS`` registry, so mmdet, mmseg and
+    mmpretrain configs all build it with ``type='EfficientViT'`` once
+    ``efficientvit_dense`` is imported (``custom_imports`` in a config).
+
+    Args:
+        arch: 'm0'..'m5' or a dict with ``embed_dims``, ``depths``,
+            ``num_heads`` and ``kernels``.
+        in_channels: Input image channels.
+        window_size: Attention window, one int or one per stage. Dense
+            prediction uses 7 everywhere; timm's ImageNet models at 224 behave
+            as ``(7, 7, 4)`` because they clamp the window to the stage size.
+        out_indices: Stages (0, 1, 2) whose outputs are returned.
+        frozen_stages: -1 freezes nothing, 0 the stem, k the stem and stages
+            1..k: no gradients and BatchNorm kept in eval mode.
+        norm_eval: Keep every BatchNorm in eval mode while training (its
+            running statistics stay fixed), as detection fine-tuning does.
+        drop_path_rate: Stochastic depth, rising linearly over the blocks.
+        with_cp: Gradient checkpointing per block (less memory, more time).
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads
+            either public format (official release or timm), see
+            :func:`efficientvit_dense.models.weights.load_backbone_weights`.
+    """
+
+    def __init__(self,
+                 arch: str | dict = 'm4',
+                 in_channels: int = 3,
+                 window_size: int | Sequence[int] = 7,
+                 out_indices: Sequence[int] = (0, 1, 2),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 drop_path_rate: float = 0.0,
+                 with_cp: bool = False,
+                 init_cfg: dict | None = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = resolve_arch(arch)
+        embed_dims = self.arch['embed_dims']
+        depths = self.arch['depths']
+        num_stages = len(embed_dims)
+        windows = (window_size,) * num_stages if isinstance(window_size, int) else tuple(window_size)
+        if len(windows) != num_stages:
+            raise ValueError(f'window_size needs one value per stage ({num_stages}), got {window_size!r}.')
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i not in range(num_stages) for i in out_indices):
+            raise ValueError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))}, '
+                             f'got {out_indices!r}.')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
+        self.embed_dims = tuple(embed_dims)
+        self.window_size = windows
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        self.patch_embed = PatchEmbed(in_channels, embed_dims[0])
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i in range(num_stages):
+            start = sum(depths[:i])
+            self.stages.append(EfficientViTStage(
+                in_dim=embed_dims[i - 1] if i else embed_dims[0], out_dim=embed_dims[i],
+                depth=depths[i], num_heads=self.arch['num_heads'][i], window_size=windows[i],
+                kernels=self.arch['kernels'], drop_paths=rates[start:start + depths[i]],
+                downsample=i > 0))
+        self._freeze_stages()
+
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        return tuple(self.embed_dims[i] for i in self.out_indices)
+
+    @property
+    def out_strides(self) -> tuple[int, ...]:
+        return tuple(STEM_STRIDE * 2 ** i for i in self.out_indices)
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            # mmengine's generic loader knows neither public format.
+            from ..weights import load_backbone_weights
+            load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        H, W = x.shape[-2:]
+        if H < MIN_INPUT_SIZE or W < MIN_INPUT_SIZE:
+            raise ValueError(f'EfficientViT needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} '
+                             f'pixels (its coarsest map has stride 64); got {H}x{W}.')
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x, with_cp=self.with_cp and self.training)
+            if i in self.out_indices:
+                outs.append(x)
+            if i == self.out_indices[-1]:
+                break
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for module in [self.patch_embed, *self.stages][:self.frozen_stages + 1]:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def no_weight_decay_keys(self) -> set[str]:
+        """Parameter names that should not get weight decay (attention biases)."""
+        return {name for name, _ in self.named_parameters() if name.endswith('attention_biases')}
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every Conv-BN (and BN-Linear) pair into a single layer, in place.
+
+    This is the deploy form: same outputs in eval mode, no BatchNorm left in
+    the folded parts, and far fewer kernels per image. The model must be in
+    eval mode; it cannot be trained afterwards.
+    """
+    for name, child in model.named_children():
+        if hasattr(child, 'fuse'):
+            setattr(model, name, child.fuse())
+        else:
+            fuse_batchnorm(child)
+    return model

@@ -1,0 +1,303 @@
+"""Reading EfficientViT weights in either public format, safely.
+
+Two formats exist (see DESIGN.md):
+
+* the official release (``efficientvit_m*.pth``): ``patch_embed.{0,2,4,6}``,
+  ``blocks{1,2,3}.N``, Conv-BN children named ``c``/``bn``, ``head.l``;
+* timm's (``efficientvit_m*.r224_in1k``): ``patch_embed.conv{1..4}``,
+  ``stages.{i}.downsample.*`` / ``stages.{i}.blocks.{j}``, ``conv``/``bn``,
+  ``head.linear``.
+
+This project's modules use timm's names (the "native" format), so the
+official format is renamed on load. Index buffers are rebuilt by the model,
+never read from a file, and attention-bias tables are resized when the
+file's window differs from the model's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+from collections.abc import Mapping
+
+import torch
+import torch.nn as nn
+from timm.layers import resize_rel_pos_bias_table_levit
+
+from .backbones.efficientvit import ARCH_SETTINGS
+
+logger = logging.getLogger(__name__)
+
+HEAD_PREFIXES = ('head.', 'head_dist.')
+NATIVE_FORMAT_TAG = 'efficientvit-dense'
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used, with the reason and what to do."""
+
+
+# --------------------------------------------------------------------------
+# Reading files
+
+
+def _first_line(err: Exception) -> str:
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
+def _code_refusal(err: Exception) -> str | None:
+    """torch's reason when safe loading met a reference to code (a GLOBAL
+    or a call it does not allow), else None (the file is simply not a
+    checkpoint)."""
+    for line in str(err).splitlines():
+        line = line.strip().removeprefix('WeightsUnpickler error:').strip()
+        if 'GLOBAL' in line or line.startswith(('Trying to call', 'Can only build', 'Can only create')):
+            return line.split('. Please use')[0].rstrip('.')
+    return None
+
+
+def read_checkpoint(source: str) -> dict:
+    """Load a checkpoint from a local path or an http(s) URL with
+    ``weights_only=True``: tensors and plain containers only, never code."""
+    is_url = source.startswith(('http://', 'https://'))
+    if not is_url and not os.path.isfile(source):
+        raise CheckpointError(f'Checkpoint file not found: {source}')
+    try:
+        if is_url:
+            ckpt = torch.hub.load_state_dict_from_url(source, map_location='cpu', weights_only=True)
+        else:
+            ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = _code_refusal(err)
+        if reason is not None:
+            raise CheckpointError(
+                f'Refusing to load {source}: it contains pickled Python objects that are not plain '
+                f'weights and could run code when loaded ({reason}). Load only files you trust; to use '
+                'a trusted file, re-save its state dict with torch.save(state_dict, path).') from err
+        raise CheckpointError(f'{source} is not a PyTorch checkpoint (its bytes are not a valid pickle).') from err
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f'{source} is not a readable PyTorch checkpoint ({_first_line(err)}).') from err
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointError(f'{source} holds a {type(ckpt).__name__}, not a dict of weights.')
+    return dict(ckpt)
+
+
+def extract_state_dict(ckpt: Mapping, prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint: under 'state_dict' (mmengine),
+    'model' (official release) or at the top level (timm), without a DDP
+    ``module.`` prefix. With ``prefix`` (e.g. 'backbone.') only keys under it
+    are kept, prefix removed; a detector or classifier checkpoint of this
+    project is recognised and its backbone taken without one."""
+    for key in ('state_dict', 'model'):
+        if key in ckpt and isinstance(ckpt[key], Mapping):
+            ckpt = ckpt[key]
+            break
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in ckpt.items() if isinstance(v, torch.Tensor)}
+    if prefix is None and any(k.startswith('backbone.') for k in state) \
+            and not any(k.startswith(('stages.', 'blocks1.')) for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+# --------------------------------------------------------------------------
+# Format detection and renaming
+
+
+def detect_format(state: Mapping[str, torch.Tensor]) -> str:
+    """'official' or 'native' (timm names); raises if neither."""
+    keys = list(state)
+    if any(k.startswith('blocks1.') for k in keys) and any(k.startswith('patch_embed.0.') for k in keys):
+        return 'official'
+    if any(k.startswith('stages.') for k in keys) and any(k.startswith('patch_embed.conv1.') for k in keys):
+        return 'native'
+    sample = ', '.join(keys[:5]) or 'no tensors at all'
+    raise CheckpointError(
+        'This is not an EfficientViT checkpoint in the official or the timm format '
+        f'(first keys: {sample}). Expected keys like "patch_embed.0.c.weight" (official release) '
+        'or "patch_embed.conv1.conv.weight" (timm / efficientvit-dense).')
+
+
+_OFFICIAL_STAGE = re.compile(r'^blocks(\d+)\.(\d+)\.(.*)$')
+_DOWNSAMPLE_PARTS = ('res1', 'patchmerge', 'res2')
+
+
+_OFFICIAL_TO_NATIVE_LEAF = {'c': 'conv', 'l': 'linear'}
+_NATIVE_TO_OFFICIAL_LEAF = {v: k for k, v in _OFFICIAL_TO_NATIVE_LEAF.items()}
+
+
+def _rename_leaf_module(key: str, table: Mapping[str, str]) -> str:
+    """Rename the module holding a tensor: the official Conv-BN and BN-Linear
+    children are 'c' and 'l', timm's 'conv' and 'linear'."""
+    module, _, tensor = key.rpartition('.')
+    parent, _, leaf = module.rpartition('.')
+    if leaf in table:
+        return f'{parent}.{table[leaf]}.{tensor}' if parent else f'{table[leaf]}.{tensor}'
+    return key
+
+
+def official_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an official-release state dict to this project's (timm's) names."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith('attention_bias_idxs'):
+            continue  # derived from the window size; the model rebuilds it
+        key = _rename_leaf_module(key, _OFFICIAL_TO_NATIVE_LEAF)
+        if key.startswith('patch_embed.'):
+            _, idx, rest = key.split('.', 2)
+            key = f'patch_embed.conv{int(idx) // 2 + 1}.{rest}'
+        elif (match := _OFFICIAL_STAGE.match(key)):
+            stage, index, rest = int(match[1]) - 1, int(match[2]), match[3]
+            if stage == 0:
+                key = f'stages.0.blocks.{index}.{rest}'
+            elif index < 3:
+                key = f'stages.{stage}.downsample.{_DOWNSAMPLE_PARTS[index]}.{rest}'
+            else:
+                key = f'stages.{stage}.blocks.{index - 3}.{rest}'
+        out[key] = value
+    return out
+
+
+_NATIVE_STAGE = re.compile(r'^stages\.(\d+)\.(downsample\.(res1|patchmerge|res2)|blocks\.(\d+))\.(.*)$')
+
+
+def native_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a native (timm) state dict to the official release's names,
+    e.g. to use weights trained here with the reference code."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith('patch_embed.conv'):
+            _, conv, rest = key.split('.', 2)
+            key = f'patch_embed.{(int(conv[len("conv"):]) - 1) * 2}.{rest}'
+        elif (match := _NATIVE_STAGE.match(key)):
+            stage, rest = int(match[1]), match[5]
+            if match[3]:
+                index = _DOWNSAMPLE_PARTS.index(match[3])
+            else:
+                index = int(match[4]) + (3 if stage > 0 else 0)
+            key = f'blocks{stage + 1}.{index}.{rest}'
+        out[_rename_leaf_module(key, _NATIVE_TO_OFFICIAL_LEAF)] = value
+    return out
+
+
+def to_native(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """(native state dict, detected source format)."""
+    fmt = detect_format(state)
+    return (official_to_native(state) if fmt == 'official' else dict(state)), fmt
+
+
+def infer_arch(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The 'm0'..'m5' name whose widths and depths match a native state dict."""
+    dims, depths = [], []
+    for i in range(3):
+        blocks = {int(m[1]) for k in state if (m := re.match(rf'^stages\.{i}\.blocks\.(\d+)\.', k))}
+        weight = state.get(f'stages.{i}.blocks.0.dw0.m.conv.weight')
+        if weight is None:
+            return None
+        dims.append(weight.shape[0])
+        depths.append(len(blocks))
+    for name, arch in ARCH_SETTINGS.items():
+        if tuple(dims) == arch['embed_dims'] and tuple(depths) == arch['depths']:
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------
+# Loading into a model
+
+
+def resize_attention_biases(state: dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]
+                            ) -> list[str]:
+    """Bicubically resize bias tables whose window differs from the model's.
+    Returns a description of each table resized."""
+    resized = []
+    for key, value in list(state.items()):
+        target = model_state.get(key)
+        if not key.endswith('attention_biases') or target is None or value.shape == target.shape:
+            continue
+        if value.shape[0] != target.shape[0]:
+            continue  # a different number of heads: reported as a mismatch
+        state[key] = resize_rel_pos_bias_table_levit(value.T, target.shape[::-1]).T.contiguous()
+        old, new = round(value.shape[1] ** 0.5), round(target.shape[1] ** 0.5)
+        resized.append(f'{key} ({old}x{old} -> {new}x{new})')
+    return resized
+
+
+def _short_list(keys: list[str], limit: int = 8) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str = 'state dict',
+                    fmt: str = 'native', drop_head: bool = True, strict: bool = True) -> dict:
+    """Load a native state dict into ``model`` (a backbone, or a classifier
+    built on this project's modules), resizing bias tables, and report
+    everything that did not match in one message.
+
+    Raises :class:`CheckpointError` when shapes disagree (another arch), and,
+    with ``strict``, when the model's keys are not all covered.
+    """
+    if drop_head:
+        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    model_state = model.state_dict()
+    resized = resize_attention_biases(state, model_state)
+
+    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
+                  for k, v in state.items() if k in model_state and v.shape != model_state[k].shape]
+    if mismatched:
+        file_arch = infer_arch(state)
+        model_arch = getattr(model, 'arch', None)
+        hint = f' The file holds EfficientViT-{file_arch.upper()} weights.' if file_arch else ''
+        if isinstance(model_arch, dict):
+            hint += f' The model is {model_arch}.'
+        raise CheckpointError(
+            f'{source} does not fit this model: {len(mismatched)} tensors have other shapes '
+            f'({_short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')
+
+    missing = sorted(set(model_state) - set(state))
+    unexpected = sorted(set(state) - set(model_state))
+    lines = [f'EfficientViT weights from {source} ({fmt} format): '
+             f'{len(set(state) & set(model_state))}/{len(model_state)} tensors loaded']
+    if resized:
+        lines.append(f'resized attention-bias tables ({len(resized)}): {_short_list(resized, 3)}')
+    if missing:
+        lines.append(f'missing keys ({len(missing)}): {_short_list(missing)}')
+    if unexpected:
+        lines.append(f'unexpected keys ({len(unexpected)}): {_short_list(unexpected)}')
+    message = '\n  '.join(lines)
+    if strict and missing:
+        raise CheckpointError(message + '\nThe file does not cover the whole model; '
+                              'pass strict=False to load it anyway.')
+    model.load_state_dict(state, strict=False)
+    logger.log(logging.WARNING if (missing or unexpected) else logging.INFO, message)
+    return dict(missing=missing, unexpected=unexpected, resized=resized, format=fmt, message=message)
+
+
+def load_backbone_weights(model: nn.Module, source: str, prefix: str | None = None,
+                          drop_head: bool = True, strict: bool = True) -> dict:
+    """Load an official, timm or efficientvit-dense checkpoint (path or URL)
+    into an :class:`EfficientViT` backbone. Returns the load report."""
+    state = extract_state_dict(read_checkpoint(source), prefix)
+    state, fmt = to_native(state) if state else (state, 'empty')
+    if not state:
+        raise CheckpointError(f'{source} holds no tensors' + (f' under prefix {prefix!r}.' if prefix else '.'))
+    return load_state_into(model, state, source, fmt, drop_head=drop_head, strict=strict)
+
+
+def convert_checkpoint(source: str, destination: str, drop_head: bool = False) -> dict:
+    """Convert an official or timm checkpoint into this project's format:
+    ``{'state_dict': native tensors, 'meta': {...}}``. Refuses to overwrite."""
+    if os.path.exists(destination):
+        raise FileExistsError(f'{destination} already exists; choose another output path.')
+    state, fmt = to_native(extract_state_dict(read_checkpoint(source)))
+    if drop_head:
+        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=fmt,
+                arch=infer_arch(state), has_head=any(k.startswith(HEAD_PREFIXES) for k in state))
+    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
+    tmp = destination + '.tmp'
+    torch.save(dict(state_dict=state, meta=meta), tmp)
+    os.replace(tmp, destination)  # never leave a half-written file under the final name
+    return meta

@@ -1,0 +1,233 @@
+import math
+
+import pytest
+import torch
+from conftest import randomize_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
+from efficientvit_dense.models.weights import (CheckpointError, load_backbone_weights, load_state_into,
+                                               native_to_official, official_to_native)
+
+ARCHS = sorted(ARCH_SETTINGS)
+# Paper Table 1 (ImageNet models, millions of parameters).
+PAPER_PARAMS_M = {'m0': 2.3, 'm1': 3.0, 'm2': 4.2, 'm3': 6.9, 'm4': 8.8, 'm5': 12.4}
+# timm's ImageNet models clamp each window to the stage size: at 224 the
+# stage maps are 14, 7 and 4, so the windows are 7, 7 and 4.
+IMAGENET_224_WINDOWS = (7, 7, 4)
+
+
+def timm_stage_outputs(model, x):
+    with torch.no_grad():
+        return model.forward_intermediates(x, intermediates_only=True)
+
+
+def official_state_dict(timm_model):
+    """The official release's layout, built from a timm model's weights,
+    with the persistent index buffers the release carries (filled with
+    garbage here: the loader must rebuild them, not trust them)."""
+    state = native_to_official({k: v for k, v in timm_model.state_dict().items()})
+    for key in [k for k in state if k.endswith('attention_biases')]:
+        n = state[key].shape[1]
+        state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
+    return state
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_matches_timm_from_timm_and_official_weights(arch, timm_model, tmp_path):
+    reference = timm_model(arch)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    expected = timm_stage_outputs(reference, x)
+
+    from_timm = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
+    report = load_state_into(from_timm, dict(reference.state_dict()), strict=True)
+    assert report['missing'] == [] and report['resized'] == []
+
+    path = tmp_path / f'efficientvit_{arch}.pth'
+    torch.save({'model': official_state_dict(reference)}, path)
+    from_official = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
+    report = load_backbone_weights(from_official, str(path))
+    assert report['format'] == 'official' and report['missing'] == []
+
+    with torch.no_grad():
+        for model in (from_timm, from_official):
+            outputs = model(x)
+            assert len(outputs) == 3
+            for ours, theirs in zip(outputs, expected):
+                assert ours.shape == theirs.shape
+                assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_official_and_native_names_round_trip(timm_model):
+    state = timm_model('m5').state_dict()
+    official = native_to_official(state)
+    assert 'patch_embed.6.c.weight' in official and 'blocks2.3.mixer.m.attn.qkvs.0.c.weight' in official
+    assert 'blocks3.1.se.fc1.weight' in official and 'head.l.weight' in official
+    back = official_to_native(official)
+    assert back.keys() == state.keys()
+    assert all(back[k] is state[k] for k in state)
+
+
+def test_dense_default_resizes_the_imagenet_stage3_bias_table(timm_model):
+    model = EfficientViT('m4').eval()  # window 7 in every stage
+    report = load_state_into(model, dict(timm_model('m4').state_dict()))
+    assert len(report['resized']) == ARCH_SETTINGS['m4']['depths'][2]
+    assert all('4x4 -> 7x7' in line for line in report['resized'])
+    assert all(k.startswith('stages.2.') for k in report['resized'])
+    assert model.stages[2].blocks[0].mixer.m.attn.attention_biases.shape == (4, 49)
+
+
+@pytest.mark.parametrize('batch,height,width', [(1, 200, 333), (3, 97, 130), (1, 32, 32), (1, 800, 1333)])
+def test_any_input_size_gives_ceil_divided_maps(batch, height, width):
+    model = EfficientViT('m0').eval()
+    with torch.no_grad():
+        outputs = model(torch.randn(batch, 3, height, width))
+    for out, stride, channels in zip(outputs, (16, 32, 64), ARCH_SETTINGS['m0']['embed_dims']):
+        assert out.shape == (batch, channels, math.ceil(height / stride), math.ceil(width / stride))
+        assert torch.isfinite(out).all()
+
+
+def test_out_indices_select_stages():
+    model = EfficientViT('m0', out_indices=(1,)).eval()
+    (out,) = model(torch.randn(1, 3, 128, 128))
+    assert out.shape == (1, 128, 4, 4)
+    assert model.out_channels == (128,) and model.out_strides == (32,)
+
+
+def _bn_stats(module):
+    return [m.running_mean.clone() for m in module.modules() if isinstance(m, _BatchNorm)]
+
+
+def test_frozen_stages_get_no_gradient_and_keep_bn_statistics():
+    model = EfficientViT('m0', frozen_stages=1)
+    model.train()
+    frozen = [model.patch_embed, model.stages[0]]
+    before = [_bn_stats(m) for m in frozen]
+    trainable_before = _bn_stats(model.stages[1])
+    sum(o.sum() for o in model(torch.randn(2, 3, 96, 96))).backward()
+    for module, stats in zip(frozen, before):
+        assert all(p.grad is None and not p.requires_grad for p in module.parameters())
+        assert all(torch.equal(a, b) for a, b in zip(stats, _bn_stats(module)))
+    assert all(p.grad is not None for p in model.stages[1].parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(trainable_before, _bn_stats(model.stages[1])))
+
+
+def test_norm_eval_keeps_every_bn_statistic_fixed():
+    model = EfficientViT('m0', norm_eval=True).train()
+    before = _bn_stats(model)
+    sum(o.sum() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    assert all(torch.equal(a, b) for a, b in zip(before, _bn_stats(model)))
+    assert model.training and all(p.grad is not None for p in model.parameters())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = EfficientViT('m0').train()
+    checkpointed = EfficientViT('m0', with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for model in (plain, checkpointed):
+        sum(o.sum() for o in model(x)).backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
+def test_drop_path_is_random_in_training_only():
+    # Randomised weights: at init the residual branches are zero (BN weight 0).
+    model = randomize_(EfficientViT('m0', drop_path_rate=0.5))
+    x = torch.randn(4, 3, 64, 64)
+    model.train()
+    assert not torch.equal(model(x)[-1], model(x)[-1])
+    model.eval()
+    assert torch.equal(model(x)[-1], model(x)[-1])
+
+
+@pytest.mark.parametrize('arch', ['m0', 'm4'])
+def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
+    model = EfficientViT(arch).eval()
+    load_state_into(model, dict(timm_model(arch).state_dict()))
+    x = torch.randn(2, 3, 160, 224)
+    with torch.no_grad():
+        expected = model(x)
+        fuse_batchnorm(model)
+        folded = model(x)
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    for a, b in zip(folded, expected):
+        assert ((a - b).norm() / b.norm()).item() <= 1e-4
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parameter_counts_match_timm_and_the_paper(arch, timm_model):
+    reference = timm_model(arch)
+    ours = sum(p.numel() for p in EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).parameters())
+    head = sum(p.numel() for p in reference.head.parameters())
+    assert ours == sum(p.numel() for p in reference.parameters()) - head
+    # An ImageNet head is BatchNorm1d(C) + Linear(C, 1000).
+    channels = ARCH_SETTINGS[arch]['embed_dims'][-1]
+    with_head = ours + 2 * channels + channels * 1000 + 1000
+    assert abs(with_head / 1e6 - PAPER_PARAMS_M[arch]) <= 0.1
+
+
+def test_unknown_arch_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"Unknown EfficientViT arch 'm9'.*'m0'"):
+        EfficientViT('m9')
+
+
+def test_too_small_input_is_a_clear_error():
+    with pytest.raises(ValueError, match='at least 32x32.*got 16x64'):
+        EfficientViT('m0')(torch.randn(1, 3, 16, 64))
+
+
+def test_weights_of_another_arch_are_a_clear_error(timm_model, tmp_path):
+    path = tmp_path / 'm0.pth'
+    torch.save(timm_model('m0').state_dict(), path)
+    with pytest.raises(CheckpointError, match='EfficientViT-M0 weights'):
+        load_backbone_weights(EfficientViT('m4'), str(path))
+
+
+def test_weights_of_another_model_are_a_clear_error(tmp_path):
+    import torchvision
+    path = tmp_path / 'resnet18.pth'
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    with pytest.raises(CheckpointError, match='not an EfficientViT checkpoint.*conv1.weight'):
+        load_backbone_weights(EfficientViT('m0'), str(path))
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / 'notes.pth'
+    path.write_text('not weights')
+    with pytest.raises(CheckpointError, match='not a .*PyTorch checkpoint'):
+        load_backbone_weights(EfficientViT('m0'), str(path))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.system, ('echo pwned',))
+
+
+def test_a_weights_file_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'model': {'x': torch.zeros(1)}, 'payload': _RunsCode()}, path)
+    with pytest.raises(CheckpointError, match='Refusing to load .*could run code'):
+        load_backbone_weights(EfficientViT('m0'), str(path))
+
+
+def test_partial_weights_are_reported_in_one_message(timm_model):
+    state = {k: v for k, v in timm_model('m0').state_dict().items() if not k.startswith('stages.2.')}
+    state['extra.weight'] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as err:
+        load_state_into(EfficientViT('m0'), state)
+    message = str(err.value)
+    assert 'missing keys' in message and 'stages.2.' in message and 'unexpected keys (1): extra.weight' in message
+    report = load_state_into(EfficientViT('m0'), state, strict=False)
+    assert report['missing'] and report['unexpected'] == ['extra.weight']
+
+
+def test_init_cfg_pretrained_loads_either_format(timm_model, tmp_path):
+    path = tmp_path / 'official.pth'
+    torch.save({'model': official_state_dict(timm_model('m0'))}, path)
+    model = EfficientViT('m0', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    expected = timm_model('m0').state_dict()['stages.1.blocks.0.mixer.m.attn.qkvs.0.conv.weight']
+    assert torch.equal(model.state_dict()['stages.1.blocks.0.mixer.m.attn.qkvs.0.conv.weight'], expected)

@@ -2,35 +2,21 @@ import math
 
 import pytest
 import torch
-from conftest import randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
 from efficientvit_dense.models.weights import (CheckpointError, load_backbone_weights, load_state_into,
                                                native_to_official, official_to_native)
+from efficientvit_dense.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
 
 ARCHS = sorted(ARCH_SETTINGS)
 # Paper Table 1 (ImageNet models, millions of parameters).
 PAPER_PARAMS_M = {'m0': 2.3, 'm1': 3.0, 'm2': 4.2, 'm3': 6.9, 'm4': 8.8, 'm5': 12.4}
-# timm's ImageNet models clamp each window to the stage size: at 224 the
-# stage maps are 14, 7 and 4, so the windows are 7, 7 and 4.
-IMAGENET_224_WINDOWS = (7, 7, 4)
 
 
 def timm_stage_outputs(model, x):
     with torch.no_grad():
         return model.forward_intermediates(x, intermediates_only=True)
-
-
-def official_state_dict(timm_model):
-    """The official release's layout, built from a timm model's weights,
-    with the persistent index buffers the release carries (filled with
-    garbage here: the loader must rebuild them, not trust them)."""
-    state = native_to_official({k: v for k, v in timm_model.state_dict().items()})
-    for key in [k for k in state if k.endswith('attention_biases')]:
-        n = state[key].shape[1]
-        state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
-    return state
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -231,3 +217,16 @@ def test_init_cfg_pretrained_loads_either_format(timm_model, tmp_path):
     model.init_weights()
     expected = timm_model('m0').state_dict()['stages.1.blocks.0.mixer.m.attn.qkvs.0.conv.weight']
     assert torch.equal(model.state_dict()['stages.1.blocks.0.mixer.m.attn.qkvs.0.conv.weight'], expected)
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
+def test_one_class_builds_from_each_toolbox_registry(scope):
+    import importlib
+
+    from mmengine.registry import DefaultScope
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        backbone = registry.build(dict(type='EfficientViT', arch='m0', out_indices=(1, 2)))
+    assert type(backbone) is EfficientViT
+    shapes = [o.shape for o in backbone.eval()(torch.randn(1, 3, 64, 96))]
+    assert shapes == [(1, 128, 2, 3), (1, 192, 1, 2)]

@@ -1,0 +1,14 @@
+# Entry points. Each target first makes sure .venv/ is set up (seconds when
+# it already is; about 30 minutes on a fresh machine, mostly building mmcv).
+PYTHON_VENV := .venv/bin/python
+
+.PHONY: setup demo test
+
+setup:
+	bash scripts/setup_env.sh
+
+demo: setup
+	$(PYTHON_VENV) tools/demo.py
+
+test: setup
+	$(PYTHON_VENV) -m pytest

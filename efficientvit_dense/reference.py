@@ -1,0 +1,66 @@
+"""timm's ``efficientvit_msra`` as the reference for this implementation.
+
+Equivalence with timm on the same weights is what "correct backbone"
+means here. These helpers build a timm model with every weight and BN
+statistic random (no download), express its weights in the official
+release's layout, and measure how far our outputs are from timm's.
+"""
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .models.backbones.efficientvit import EfficientViT
+from .models.weights import load_state_into, native_to_official, official_to_native
+
+# timm's ImageNet models clamp each window to the stage size: at 224 the
+# stage maps are 14, 7 and 4, so their windows are 7, 7 and 4.
+IMAGENET_224_WINDOWS = (7, 7, 4)
+
+
+def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every parameter and BatchNorm statistic a random value, so that
+    a wrong mapping or an ignored tensor cannot go unnoticed."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    return model
+
+
+def random_timm_model(arch: str, seed: int = 0) -> nn.Module:
+    """timm's ``efficientvit_{arch}`` (ImageNet head included), randomised, in eval mode."""
+    return randomize_(timm.create_model(f'efficientvit_{arch}', pretrained=False), seed).eval()
+
+
+def official_state_dict(timm_model: nn.Module) -> dict[str, torch.Tensor]:
+    """A timm model's weights in the official release's layout, including the
+    persistent ``attention_bias_idxs`` buffers the release carries. They are
+    filled with zeros: a loader that trusted them would give wrong outputs."""
+    state = native_to_official(timm_model.state_dict())
+    for key in [k for k in state if k.endswith('attention_biases')]:
+        n = state[key].shape[1]
+        state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
+    return state
+
+
+@torch.no_grad()
+def max_abs_difference_to_timm(arch: str, seed: int = 0, batch_size: int = 2) -> dict[str, float]:
+    """Largest absolute difference between our stage outputs and timm's at
+    224x224, for weights given in timm's format and in the official one."""
+    reference = random_timm_model(arch, seed)
+    x = torch.randn(batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(seed + 1))
+    expected = reference.forward_intermediates(x, intermediates_only=True)
+    result = {}
+    for fmt, state in (('timm', dict(reference.state_dict())),
+                       ('official', official_to_native(official_state_dict(reference)))):
+        model = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
+        load_state_into(model, state, fmt=fmt)
+        result[fmt] = max((ours - theirs).abs().max().item() for ours, theirs in zip(model(x), expected))
+    return result

@@ -1,0 +1,66 @@
+"""Each shim in efficientvit_dense.compat, shown to be needed: these tests
+fail when the shim is taken out."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+
+
+class _TinyRegressor(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x, y, mode='loss'):
+        out = self.linear(x).squeeze(-1)
+        return dict(loss=((out - y) ** 2).mean()) if mode == 'loss' else out
+
+
+def _runner(work_dir, max_epochs, resume):
+    gen = torch.Generator().manual_seed(0)
+    dataset = [dict(x=torch.randn(4, generator=gen), y=torch.randn((), generator=gen)) for _ in range(8)]
+    return Runner(
+        model=_TinyRegressor(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=dataset, batch_size=4, collate_fn=dict(type='default_collate'),
+                              sampler=dict(type='DefaultSampler', shuffle=True)),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-2)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1), logger=None),
+        resume=resume, randomness=dict(seed=0))
+
+
+def test_mmengine_resume_works_with_safe_loading(tmp_path):
+    _runner(tmp_path, max_epochs=1, resume=False).train()
+    runner = _runner(tmp_path, max_epochs=2, resume=True)
+    runner.train()
+    assert runner.epoch == 2 and runner.iter == 4  # resumed after epoch 1, not started again
+    checkpoint = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)
+    buffers = [v for v in checkpoint['message_hub']['log_scalars'].values()]
+    assert buffers and all(isinstance(b, HistoryBuffer) for b in buffers)
+
+
+def test_allow_list_still_refuses_other_getattr_calls(tmp_path):
+    class ReachesTofile:
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'x': ReachesTofile()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer statistics'):
+        torch.load(path, weights_only=True)
+
+
+def test_np_in1d_is_available_for_mmpretrain_retrieval_metrics():
+    from mmpretrain.evaluation.metrics import RetrievalRecall
+
+    recall = RetrievalRecall.calculate([[0, 1, 2], [3, 4, 5]], [[1], [9]], topk=(1, 3),
+                                       pred_indices=True, target_indices=True)
+    assert [float(r) for r in recall] == [0.0, 50.0]
+    assert np.in1d([[1, 2], [3, 4]], [2, 3]).tolist() == [False, True, True, False]

@@ -12,6 +12,7 @@ names by :mod:`efficientvit_dense.models.weights`.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import OrderedDict
 from typing import Sequence
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from timm.layers import DropPath, SqueezeExcite
@@ -349,13 +351,19 @@ class EfficientViT(BaseModule):
 
     def init_weights(self):
         cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+        elif not cfg.get('checkpoint'):
+            # The COCO configs leave the ImageNet checkpoint to the user.
+            print_log('EfficientViT: no ImageNet checkpoint given (init_cfg.checkpoint is empty), so the '
+                      'backbone starts from random weights. Pass --cfg-options '
+                      'model.backbone.init_cfg.checkpoint=PATH_OR_URL to fine-tune instead.',
+                      logger='current', level=logging.WARNING)
+        else:
             # mmengine's generic loader knows neither public format.
             from ..weights import load_backbone_weights
             load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
-        else:
-            super().init_weights()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         H, W = x.shape[-2:]

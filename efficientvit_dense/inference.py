@@ -1,0 +1,46 @@
+"""Predictions on image files with the toolboxes' own inferencers."""
+from __future__ import annotations
+
+import glob
+import os
+import os.path as osp
+
+from mmengine.config import Config
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def list_images(inputs: list[str]) -> list[str]:
+    """Image files named directly or found (recursively) in folders."""
+    files = []
+    for item in inputs:
+        if osp.isdir(item):
+            found = sorted(p for p in glob.glob(osp.join(item, '**', '*'), recursive=True)
+                           if p.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(f'No images ({", ".join(IMAGE_EXTENSIONS)}) in folder {item}')
+            files += found
+        elif osp.isfile(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(f'Input not found: {item}')
+    return files
+
+
+def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_thr: float = 0.3,
+          device: str = 'cpu') -> list[str]:
+    """Draw ``checkpoint``'s predictions on every input image into
+    ``out_dir/vis``; returns the written files."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+    images = list_images(inputs)
+    scope = cfg.get('default_scope')
+    if scope != 'mmdet':
+        raise ValueError(f'tools/infer.py handles detection configs (default_scope mmdet); '
+                         f'this config is for {scope}.')
+    from mmdet.apis import DetInferencer
+
+    inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+    inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
+    vis_dir = osp.join(out_dir, 'vis')
+    return [osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))] if osp.isdir(vis_dir) else []

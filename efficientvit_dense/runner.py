@@ -1,0 +1,181 @@
+"""What tools/train.py and tools/test.py do, for mmdet, mmseg and mmpretrain
+configs alike: each config's ``default_scope`` picks the toolbox, and
+mmengine's Runner does the work.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+
+from mmengine.config import Config, ConfigDict
+from mmengine.runner import Runner
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EVALUATORS = ('val_evaluator', 'test_evaluator')
+DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
+
+# What users should find under data_root, per dataset class.
+EXPECTED_LAYOUTS = {
+    'CocoDataset': 'annotations/instances_{train,val}2017.json and images in train2017/ and val2017/',
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset path in a config that does not exist."""
+
+
+def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
+                data_root: str | None = None) -> Config:
+    """Read a config, apply ``--cfg-options``, pick the work dir (default
+    ``work_dirs/<config name>``) and move the data root if asked."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    return cfg
+
+
+def _datasets(cfg: Config):
+    """(dataloader name, dataset cfg) for every dataset in the config,
+    looking inside wrappers such as RepeatDataset or ConcatDataset."""
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        stack = [loader.get('dataset')]
+        while stack:
+            dataset = stack.pop()
+            if isinstance(dataset, (list, tuple)):
+                stack.extend(dataset)
+            elif isinstance(dataset, dict):
+                inner = dataset.get('dataset', dataset.get('datasets'))
+                if inner is not None:
+                    stack.append(inner)
+                else:
+                    yield name, dataset
+
+
+def _evaluators(cfg: Config):
+    for name in EVALUATORS:
+        evaluator = cfg.get(name)
+        for item in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+            if isinstance(item, dict):
+                yield item
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point every dataset, and every evaluator file under the old root, at
+    ``data_root``."""
+    data_root = data_root.rstrip('/') + '/'
+    old_roots = {ds.get('data_root') for _, ds in _datasets(cfg)} | {cfg.get('data_root')}
+    old_roots = {r.rstrip('/') + '/' for r in old_roots if r}
+    cfg.data_root = data_root
+    for _, dataset in _datasets(cfg):
+        dataset['data_root'] = data_root
+    for evaluator in _evaluators(cfg):
+        ann_file = evaluator.get('ann_file')
+        for old in old_roots:
+            if isinstance(ann_file, str) and ann_file.startswith(old):
+                evaluator['ann_file'] = data_root + ann_file[len(old):]
+
+
+def check_data(cfg: Config, splits=DATALOADERS) -> None:
+    """Raise one clear :class:`DataNotFoundError` naming the first missing
+    dataset path, before anything heavy is built."""
+    for name, dataset in _datasets(cfg):
+        if name not in splits:
+            continue
+        root = dataset.get('data_root') or ''
+        paths = []
+        if dataset.get('ann_file'):
+            paths.append(('annotation file', osp.join(root, dataset['ann_file'])))
+        prefix = dataset.get('data_prefix') or {}
+        for key, value in (prefix.items() if isinstance(prefix, dict) else []):
+            if value:
+                paths.append((f'{key} folder', osp.join(root, value)))
+        if root:
+            paths.insert(0, ('data root', root))
+        for what, path in paths:
+            if not osp.exists(path):
+                layout = EXPECTED_LAYOUTS.get(dataset.get('type', ''), 'the layout its dataset class documents')
+                raise DataNotFoundError(
+                    f'{name}: {what} not found: {path}\n'
+                    f'  {dataset.get("type", "The dataset")} expects under {root or "its data_root"}: {layout}.\n'
+                    f'  Put the data there (a symlink works), or pass --data-root PATH.\n'
+                    f'  {DEMO_HINT}')
+
+
+def _existing_run(work_dir: str) -> str | None:
+    """The last checkpoint of an earlier run in ``work_dir``, if any."""
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            return f.read().strip() or marker
+    return None
+
+
+def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
+          launcher: str = 'none') -> Runner:
+    """Train with mmengine's Runner. ``resume``: False, True (the latest
+    checkpoint in the work dir) or a checkpoint path."""
+    check_data(cfg, splits=('train_dataloader', 'val_dataloader'))
+    earlier = _existing_run(cfg.work_dir)
+    if earlier and not resume:
+        raise FileExistsError(
+            f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
+            'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
+    cfg.launcher = launcher
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config.')
+        cfg.auto_scale_lr.enable = True
+    if resume is True:
+        cfg.resume, cfg.load_from = True, None
+    elif resume:
+        cfg.resume, cfg.load_from = True, resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def _enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Ask the toolbox's visualisation hook to draw predictions into ``show_dir``."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('This config has no visualization hook, so --show-dir cannot draw predictions.')
+    hook['draw'] = True  # mmdet, mmseg
+    hook['enable'] = True  # mmpretrain
+    hook['test_out_dir' if 'DetVisualizationHook' in hook['type'] else 'out_dir'] = show_dir
+    if 'SegVisualizationHook' in hook['type']:
+        cfg.visualizer['save_dir'] = show_dir
+
+
+def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,
+         launcher: str = 'none') -> dict:
+    """Evaluate ``checkpoint`` on the test split; returns the metrics."""
+    check_data(cfg, splits=('test_dataloader',))
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+    cfg.launcher = launcher
+    cfg.load_from = checkpoint
+    if show_dir:
+        _enable_visualization(cfg, show_dir)
+    if out:
+        if osp.exists(out):
+            raise FileExistsError(f'{out} already exists; choose another --out path.')
+        dump = 'mmdet.DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'mmengine.DumpResults'
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()

@@ -1,0 +1,86 @@
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from efficientvit_dense.models import EfficientViT, EfficientViTFPN
+from efficientvit_dense.runner import DataNotFoundError, load_config, train
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DETECTION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_coco.py')) +
+                           glob.glob(osp.join(REPO, 'configs', 'demo', 'retinanet_*.py')))
+
+
+def _batch(height=128, width=160, with_mask=False):
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             scale_factor=(1.0, 1.0)))
+        boxes = torch.tensor([[8.0, 10.0, 60.0, 70.0], [70.0, 40.0, 150.0, 120.0]])
+        instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]))
+        if with_mask:
+            masks = torch.zeros(2, height, width, dtype=torch.uint8)
+            for mask, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
+                mask[y0:y1, x0:x1] = 1
+            instances.masks = BitmapMasks(masks.numpy(), height, width)
+        sample.gt_instances = instances
+        samples.append(sample)
+    inputs = [torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8) for _ in range(2)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('config', DETECTION_CONFIGS, ids=osp.basename)
+def test_config_builds_and_runs_a_loss_and_a_predict_step(config):
+    cfg = load_config(config)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert isinstance(model.backbone, EfficientViT) and isinstance(model.neck, EfficientViTFPN)
+    with_mask = 'mask' in osp.basename(config)
+
+    model.train()
+    data = model.data_preprocessor(_batch(with_mask=with_mask), training=True)
+    losses = model(**data, mode='loss')
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
+
+    model.eval()
+    with torch.no_grad():
+        results = model.test_step(_batch(with_mask=with_mask))
+    assert len(results) == 2 and 'bboxes' in results[0].pred_instances
+    if with_mask:
+        assert 'masks' in results[0].pred_instances
+
+
+def test_coco_config_follows_the_paper_recipe():
+    cfg = load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'))
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-4, 0.05)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['attention_biases'].decay_mult == 0.0
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.type, warmup.end, warmup.start_factor) == ('LinearLR', 500, 0.001)
+    assert (steps.milestones, cfg.train_cfg.max_epochs) == ([8, 11], 12)
+    assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
+    assert cfg.model.backbone.norm_eval is True
+    resize = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'Resize')
+    assert resize.scale == (1333, 800) and resize.keep_ratio
+
+
+def test_missing_coco_stops_with_one_clear_message(tmp_path):
+    cfg = load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'),
+                      work_dir=str(tmp_path / 'run'), data_root=str(tmp_path / 'no_coco'))
+    with pytest.raises(DataNotFoundError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert str(tmp_path / 'no_coco') in message
+    assert 'instances_{train,val}2017.json' in message and 'make demo' in message
+    assert not (tmp_path / 'run').exists()  # stopped before building anything

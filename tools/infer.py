@@ -1,0 +1,38 @@
+"""Run a trained checkpoint on images (a file, several, or a folder) and
+write the pictures with its predictions drawn.
+
+    python tools/infer.py configs/retinanet_efficientvit_m4_coco.py epoch_12.pth demo.jpg --out-dir vis/
+    python tools/infer.py CONFIG CHECKPOINT images/ --out-dir vis/ --score-thr 0.4
+
+Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/.
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+import efficientvit_dense  # noqa: F401  (shims and registrations)
+from efficientvit_dense.inference import infer
+from efficientvit_dense.runner import load_config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('inputs', nargs='+', help='image files or folders')
+    parser.add_argument('--out-dir', default='work_dirs/infer', help='where the drawn pictures go')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='draw detections scoring at least this')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
+    args = parser.parse_args(argv)
+    try:
+        written = infer(load_config(args.config, args.cfg_options), args.checkpoint, args.inputs,
+                        args.out_dir, score_thr=args.score_thr, device=args.device)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    print(f'wrote {len(written)} pictures to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()

@@ -39,3 +39,27 @@ def images_per_second(model: nn.Module, batch_size: int = 16, size: int | tuple[
     model = model.eval().to(device)
     x = torch.randn(batch_size, 3, height, width, device=device)
     return batch_size / statistics.median(time_calls(lambda: model(x), warmup, repeats, device))
+
+
+@torch.no_grad()
+def predict_images_per_second(model: nn.Module, dataloader, num_batches: int = 5, warmup: int = 1) -> float:
+    """Throughput of an mmengine model's whole predict path (``test_step``:
+    data preprocessing, forward and post-processing such as NMS) on batches
+    from ``dataloader``. Loading and decoding the files is not timed."""
+    model.eval()
+    batches = []
+    for batch in dataloader:
+        batches.append(batch)
+        if len(batches) == warmup + num_batches:
+            break
+    if len(batches) <= warmup:
+        raise ValueError(f'The dataloader gave {len(batches)} batches; timing needs more than {warmup}.')
+    for batch in batches[:warmup]:
+        model.test_step(batch)
+    device = next(model.parameters()).device
+    images, seconds = 0, 0.0
+    for batch in batches[warmup:]:
+        (elapsed,) = time_calls(lambda: model.test_step(batch), warmup=0, repeats=1, device=device)
+        seconds += elapsed
+        images += len(batch['inputs'])
+    return images / seconds

@@ -1,0 +1,57 @@
+# The offline demo: RetinaNet with EfficientViT-M0 trained from scratch on the
+# synthetic shapes dataset (efficientvit_dense.datasets.synthetic) on a CPU.
+# A child of the COCO M4 config: only what a 10-minute CPU budget needs
+# changes (arch, widths, data, schedule). Run it with `make demo`.
+_base_ = '../retinanet_efficientvit_m4_coco.py'
+
+classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
+data_root = 'data/synthetic/'
+max_iters = 700
+image_size = (256, 256)  # the synthetic images' size
+
+model = dict(
+    # No ImageNet weights offline: train every layer, BN statistics included.
+    backbone=dict(arch='m0', norm_eval=False, init_cfg=None),
+    # A slimmer neck and head than COCO's (256 wide, 4 convs): on 2 CPU cores
+    # the head at stride 8 would cost more than the whole backbone.
+    neck=dict(in_channels=[64, 128, 192], out_channels=96),
+    bbox_head=dict(num_classes=len(classes), in_channels=96, feat_channels=96, stacked_convs=2))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True,
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes), ann_file='annotations/instances_train.json',
+                 data_prefix=dict(img='train/'), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True,
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes), ann_file='annotations/instances_val.json',
+                 data_prefix=dict(img='val/'), pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+
+# From scratch on a CPU: a higher rate than fine-tuning, with clipping (without
+# it the loss spikes and the detector collapses), short warm-up, step decay.
+optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=dict(max_norm=10.0))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[500, 630], gamma=0.1),
+]
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+auto_scale_lr = dict(base_batch_size=8)

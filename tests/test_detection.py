@@ -84,3 +84,35 @@ def test_missing_coco_stops_with_one_clear_message(tmp_path):
     assert str(tmp_path / 'no_coco') in message
     assert 'instances_{train,val}2017.json' in message and 'make demo' in message
     assert not (tmp_path / 'run').exists()  # stopped before building anything
+
+
+def test_custom_dataset_recipe_sets_classes_and_num_classes_in_one_place(tmp_path):
+    """A user's COCO-format dataset with its own class names: a copy of the
+    custom template with the classes and paths named is all it takes."""
+    from mmdet.registry import DATASETS
+
+    from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+    generate(str(tmp_path / 'shapes'), SyntheticSpec(num_train=6, num_val=2, image_size=128))
+    template = osp.join(REPO, 'configs', 'custom', 'retinanet_efficientvit_m4_custom_coco.py')
+    text = open(template).read()
+    edits = {  # what the template asks the user to change, plus _base_ for a copy outside configs/custom
+        "_base_ = '../retinanet_efficientvit_m4_coco.py'":
+            f"_base_ = '{osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py')}'",
+        "classes = ('cat', 'dog')": "classes = ('star', 'ring')",
+        "data_root = 'data/my_data/'": f"data_root = '{tmp_path / 'shapes'}/'",
+        "'annotations/train.json'": "'annotations/instances_train.json'",
+        "'annotations/val.json'": "'annotations/instances_val.json'",
+    }
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    user_config = tmp_path / 'my_config.py'
+    user_config.write_text(text)
+    cfg = load_config(str(user_config))
+    assert cfg.model.bbox_head.num_classes == 2
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert dataset.metainfo['classes'] == ('star', 'ring')
+    labels = {inst['bbox_label'] for i in range(len(dataset)) for inst in dataset.get_data_info(i)['instances']}
+    assert labels and labels <= {0, 1}
+    assert cfg.val_evaluator.ann_file.endswith('shapes/annotations/instances_val.json')

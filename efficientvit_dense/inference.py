@@ -7,6 +7,10 @@ import os.path as osp
 
 from mmengine.config import Config
 
+class UnsupportedConfigError(ValueError):
+    """A config of a task this tool does not handle."""
+
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -36,7 +40,7 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     images = list_images(inputs)
     scope = cfg.get('default_scope')
     if scope != 'mmdet':
-        raise ValueError(f'tools/infer.py handles detection configs (default_scope mmdet); '
+        raise UnsupportedConfigError(f'tools/infer.py handles detection configs (default_scope mmdet); '
                          f'this config is for {scope}.')
     from mmdet.apis import DetInferencer
 

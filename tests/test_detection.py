@@ -116,3 +116,15 @@ def test_custom_dataset_recipe_sets_classes_and_num_classes_in_one_place(tmp_pat
     labels = {inst['bbox_label'] for i in range(len(dataset)) for inst in dataset.get_data_info(i)['instances']}
     assert labels and labels <= {0, 1}
     assert cfg.val_evaluator.ann_file.endswith('shapes/annotations/instances_val.json')
+
+
+def test_train_tool_reports_missing_data_in_one_message_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    result = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/retinanet_efficientvit_m4_coco.py',
+         '--data-root', str(tmp_path / 'nowhere'), '--work-dir', str(tmp_path / 'run')],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert f'error: train_dataloader: data root not found: {tmp_path / "nowhere"}/' in result.stderr
+    assert 'Traceback' not in result.stderr

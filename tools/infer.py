@@ -6,18 +6,16 @@ write the pictures with its predictions drawn.
 
 Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/.
 """
-import argparse
-import sys
-
 from mmengine.config import DictAction
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
+from efficientvit_dense import cli
 from efficientvit_dense.inference import infer
 from efficientvit_dense.runner import load_config
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser_for(__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
@@ -25,13 +23,14 @@ def main(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw detections scoring at least this')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
-    args = parser.parse_args(argv)
-    try:
+    args = cli.parse(parser, argv)
+
+    def run():
         written = infer(load_config(args.config, args.cfg_options), args.checkpoint, args.inputs,
                         args.out_dir, score_thr=args.score_thr, device=args.device)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f'error: {err}')
-    print(f'wrote {len(written)} pictures to {args.out_dir}')
+        print(f'wrote {len(written)} pictures to {args.out_dir}/vis')
+
+    cli.run(run)
 
 
 if __name__ == '__main__':

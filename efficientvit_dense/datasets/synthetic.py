@@ -35,9 +35,9 @@ class SyntheticSpec:
     seed: int = 0
     num_train: int = 800
     num_val: int = 200
-    image_size: int = 256
+    image_size: int = 192
     max_objects: int = 7
-    min_object_size: int = 10
+    min_object_size: int = 16
     crop_size: int = 64
     version: int = GENERATOR_VERSION
 

@@ -149,15 +149,19 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
 
 
 def _enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Ask the toolbox's visualisation hook to draw predictions into ``show_dir``."""
+    """Ask the toolbox's visualisation hook to draw predictions into
+    ``show_dir``, as each toolbox's own tools/test.py does."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ValueError('This config has no visualization hook, so --show-dir cannot draw predictions.')
-    hook['draw'] = True  # mmdet, mmseg
-    hook['enable'] = True  # mmpretrain
-    hook['test_out_dir' if 'DetVisualizationHook' in hook['type'] else 'out_dir'] = show_dir
-    if 'SegVisualizationHook' in hook['type']:
+    kind = hook['type'].split('.')[-1]
+    if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif kind == 'SegVisualizationHook':  # mmseg: through the visualizer
+        hook['draw'] = True
         cfg.visualizer['save_dir'] = show_dir
+    else:  # mmpretrain's VisualizationHook
+        hook.update(enable=True, out_dir=show_dir)
 
 
 def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,

@@ -14,7 +14,8 @@ from efficientvit_dense.runner import DataNotFoundError, load_config, train
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DETECTION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_coco.py')) +
-                           glob.glob(osp.join(REPO, 'configs', 'demo', 'retinanet_*.py')))
+                           glob.glob(osp.join(REPO, 'configs', 'demo', 'retinanet_*.py')) +
+                           glob.glob(osp.join(REPO, 'configs', 'custom', 'retinanet_*.py')))
 
 
 def _batch(height=128, width=160, with_mask=False):

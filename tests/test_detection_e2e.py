@@ -1,4 +1,5 @@
 """A tiny train-then-test run of the demo config on generated data."""
+import glob
 import os.path as osp
 
 import pytest
@@ -38,10 +39,13 @@ def test_training_writes_a_checkpoint_and_validation_gives_coco_metrics(trained)
 
 def test_test_tool_reports_coco_metrics_and_dumps_predictions(trained):
     tmp, _ = trained
-    metrics = evaluate(_cfg(tmp, 'eval'), str(tmp / 'run' / 'iter_2.pth'), out=str(tmp / 'preds.pkl'))
+    metrics = evaluate(_cfg(tmp, 'eval'), str(tmp / 'run' / 'iter_2.pth'), out=str(tmp / 'preds.pkl'),
+                       show_dir='vis')
     for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'):
         assert 0.0 <= metrics[f'coco/{key}'] <= 1.0 or metrics[f'coco/{key}'] == -1.0
     assert osp.getsize(tmp / 'preds.pkl') > 0
+    drawn = glob.glob(str(tmp / 'eval' / '*' / 'vis' / '*.jpg'))  # --show-dir is under the run's log folder
+    assert len(drawn) == TINY.num_val
 
 
 def test_an_earlier_run_is_never_overwritten(trained):

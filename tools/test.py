@@ -15,7 +15,8 @@ def main(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     cli.add_run_args(parser, 'where the evaluation log goes')
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
-    parser.add_argument('--show-dir', help='draw predictions on the test images into this folder')
+    parser.add_argument('--show-dir', help='draw predictions on the test images into WORK_DIR/<timestamp>/SHOW_DIR '
+                        '(as mmdet does)')
     args = cli.parse(parser, argv)
     cli.run(lambda: test(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
                          args.checkpoint, out=args.out, show_dir=args.show_dir, launcher=args.launcher))

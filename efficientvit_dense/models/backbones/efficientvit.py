@@ -395,10 +395,6 @@ class EfficientViT(BaseModule):
                     m.eval()
         return self
 
-    def no_weight_decay_keys(self) -> set[str]:
-        """Parameter names that should not get weight decay (attention biases)."""
-        return {name for name, _ in self.named_parameters() if name.endswith('attention_biases')}
-
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every Conv-BN (and BN-Linear) pair into a single layer, in place.

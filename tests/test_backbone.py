@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,3 +231,24 @@ def test_one_class_builds_from_each_toolbox_registry(scope):
     assert type(backbone) is EfficientViT
     shapes = [o.shape for o in backbone.eval()(torch.randn(1, 3, 64, 96))]
     assert shapes == [(1, 128, 2, 3), (1, 192, 1, 2)]
+
+
+def test_convert_checkpoint_tool_writes_the_project_format_and_never_overwrites(timm_model, tmp_path, capsys):
+    import runpy
+    tool = runpy.run_path(str(Path(__file__).parents[1] / 'tools' / 'convert_checkpoint.py'))
+    source, converted = tmp_path / 'efficientvit_m0.pth', tmp_path / 'out' / 'm0_evd.pth'
+    torch.save({'model': official_state_dict(timm_model('m0'))}, source)
+    tool['main']([str(source), str(converted), '--drop-head'])
+    assert 'official format, EfficientViT-M0, head dropped' in capsys.readouterr().out
+    saved = torch.load(converted, weights_only=True)
+    assert saved['meta']['arch'] == 'm0' and not any(k.startswith('head') for k in saved['state_dict'])
+    model = EfficientViT('m0', window_size=IMAGENET_224_WINDOWS).eval()
+    assert load_backbone_weights(model, str(converted))['format'] == 'native'
+    x = torch.randn(1, 3, 224, 224)
+    expected = timm_stage_outputs(timm_model('m0'), x)
+    with torch.no_grad():
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model(x), expected))
+    before = converted.read_bytes()
+    with pytest.raises(SystemExit, match='already exists'):
+        tool['main']([str(source), str(converted)])
+    assert converted.read_bytes() == before

@@ -78,6 +78,7 @@ build_mmcv() {
   if [ "$status" -ne 0 ]; then
     printf '[setup] mmcv build failed (exit %s); last lines of %s:\n' "$status" "$log_file" >&2
     tail -n 40 "$log_file" >&2
+    rm -rf "$work" "$wheel_dir.partial"
     exit 1
   fi
   # Move into place only once complete, so an interrupted build is never reused.

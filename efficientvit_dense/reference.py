@@ -51,10 +51,12 @@ def official_state_dict(timm_model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def max_abs_difference_to_timm(arch: str, seed: int = 0, batch_size: int = 2) -> dict[str, float]:
+def max_abs_difference_to_timm(arch: str, reference: nn.Module | None = None, seed: int = 0,
+                               batch_size: int = 2) -> dict[str, float]:
     """Largest absolute difference between our stage outputs and timm's at
-    224x224, for weights given in timm's format and in the official one."""
-    reference = random_timm_model(arch, seed)
+    224x224, for weights given in timm's format and in the official one.
+    ``reference``: timm's model to compare with (default: a random one)."""
+    reference = random_timm_model(arch, seed) if reference is None else reference
     x = torch.randn(batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(seed + 1))
     expected = reference.forward_intermediates(x, intermediates_only=True)
     result = {}

@@ -30,8 +30,8 @@ def main(argv=None):
     print(header)
     print('-' * len(header))
     for arch in args.archs:
-        diffs = max_abs_difference_to_timm(arch)
         reference = random_timm_model(arch)
+        diffs = max_abs_difference_to_timm(arch, reference)
         ours = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
         load_state_into(ours, dict(reference.state_dict()))
         deployed = fuse_batchnorm(copy.deepcopy(ours))

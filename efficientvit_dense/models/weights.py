@@ -188,6 +188,11 @@ def to_native(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
     return (official_to_native(state) if fmt == 'official' else dict(state)), fmt
 
 
+def without_head(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict without the ImageNet classifier (and distillation) head."""
+    return {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+
+
 def infer_arch(state: Mapping[str, torch.Tensor]) -> str | None:
     """The 'm0'..'m5' name whose widths and depths match a native state dict."""
     dims, depths = [], []
@@ -240,7 +245,7 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
     with ``strict``, when the model's keys are not all covered.
     """
     if drop_head:
-        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+        state = without_head(state)
     model_state = model.state_dict()
     resized = resize_attention_biases(state, model_state)
 
@@ -280,9 +285,9 @@ def load_backbone_weights(model: nn.Module, source: str, prefix: str | None = No
     """Load an official, timm or efficientvit-dense checkpoint (path or URL)
     into an :class:`EfficientViT` backbone. Returns the load report."""
     state = extract_state_dict(read_checkpoint(source), prefix)
-    state, fmt = to_native(state) if state else (state, 'empty')
     if not state:
         raise CheckpointError(f'{source} holds no tensors' + (f' under prefix {prefix!r}.' if prefix else '.'))
+    state, fmt = to_native(state)
     return load_state_into(model, state, source, fmt, drop_head=drop_head, strict=strict)
 
 
@@ -293,7 +298,7 @@ def convert_checkpoint(source: str, destination: str, drop_head: bool = False) -
         raise FileExistsError(f'{destination} already exists; choose another output path.')
     state, fmt = to_native(extract_state_dict(read_checkpoint(source)))
     if drop_head:
-        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+        state = without_head(state)
     meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=fmt,
                 arch=infer_arch(state), has_head=any(k.startswith(HEAD_PREFIXES) for k in state))
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)

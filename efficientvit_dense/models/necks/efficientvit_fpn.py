@@ -43,6 +43,8 @@ class EfficientViTFPN(FPN):
             for _ in range(num_extra_trans_convs))
 
     def forward(self, inputs):
+        # mmdet's FPN.forward keeps the top-down laterals to itself, and the
+        # finer levels grow from them, so the pass is written out here.
         assert len(inputs) == len(self.in_channels)
         laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
         for i in range(len(laterals) - 1, 0, -1):

@@ -63,6 +63,33 @@ def restore_numpy_in1d() -> None:
     np.in1d = in1d
 
 
+def fix_mmseg_class_weighted_cross_entropy() -> None:
+    """mmseg 1.2.2's cross entropy with ``class_weight`` looks up the weight
+    of every label to average by, ignored pixels (255) included, so any batch
+    holding an ignored or padded pixel stops with "IndexError: index 255 is
+    out of bounds" (open upstream: open-mmlab/mmsegmentation#3734, #3831).
+    Ignored pixels are given the weight the unweighted loss gives them: 0
+    with ``avg_non_ignore``, else 1. ``CrossEntropyLoss`` picks the function
+    up when it is built, so this must run before models are."""
+    from mmseg.models.losses import cross_entropy_loss
+
+    original = cross_entropy_loss.cross_entropy
+    if getattr(original, 'ignores_ignored_labels', False):
+        return
+
+    def cross_entropy(pred, label, weight=None, class_weight=None, reduction='mean', avg_factor=None,
+                      ignore_index=-100, avg_non_ignore=False):
+        if class_weight is not None and avg_factor is None and reduction == 'mean':
+            ignored = label == ignore_index
+            label_weights = class_weight[label.masked_fill(ignored, 0)]
+            avg_factor = label_weights.masked_fill(ignored, 0.0 if avg_non_ignore else 1.0).sum()
+        return original(pred, label, weight, class_weight, reduction, avg_factor, ignore_index, avg_non_ignore)
+
+    cross_entropy.ignores_ignored_labels = True
+    cross_entropy_loss.cross_entropy = cross_entropy
+
+
 def apply() -> None:
     allow_mmengine_checkpoints()
     restore_numpy_in1d()
+    fix_mmseg_class_weighted_cross_entropy()

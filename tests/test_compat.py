@@ -64,3 +64,18 @@ def test_np_in1d_is_available_for_mmpretrain_retrieval_metrics():
                                        pred_indices=True, target_indices=True)
     assert [float(r) for r in recall] == [0.0, 50.0]
     assert np.in1d([[1, 2], [3, 4]], [2, 3]).tolist() == [False, True, True, False]
+
+
+def test_mmseg_class_weighted_cross_entropy_takes_ignored_pixels():
+    """Class weights plus one ignored (255) pixel crashed mmseg 1.2.2; with
+    avg_non_ignore the loss is torch's weighted mean over labelled pixels."""
+    from mmseg.models.losses import CrossEntropyLoss
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, generator=gen)
+    labels = torch.randint(0, 3, (2, 4, 5), generator=gen)
+    labels[:, 0] = 255
+    class_weight = [0.2, 1.0, 3.0]
+    loss = CrossEntropyLoss(class_weight=class_weight, avg_non_ignore=True)(logits, labels, ignore_index=255)
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(class_weight),
+                                                 ignore_index=255)
+    assert torch.allclose(loss, expected)

@@ -8,6 +8,6 @@ from . import compat
 
 compat.apply()
 
-from . import models  # noqa: E402  (registers the modules)
+from . import evaluation, models  # noqa: E402,F401  (registers the modules)
 
 __version__ = '0.1.0'

@@ -7,6 +7,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
+
 class UnsupportedConfigError(ValueError):
     """A config of a task this tool does not handle."""
 
@@ -32,19 +33,27 @@ def list_images(inputs: list[str]) -> list[str]:
 
 
 def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_thr: float = 0.3,
-          device: str = 'cpu') -> list[str]:
+          opacity: float = 0.5, device: str = 'cpu') -> list[str]:
     """Draw ``checkpoint``'s predictions on every input image into
-    ``out_dir/vis``; returns the written files."""
+    ``out_dir/vis``: boxes (and masks) above ``score_thr`` for detectors,
+    the class map blended over the image at ``opacity`` for segmentors, which
+    also write the raw label maps to ``out_dir/pred``. Returns the drawings."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     images = list_images(inputs)
     scope = cfg.get('default_scope')
-    if scope != 'mmdet':
-        raise UnsupportedConfigError(f'tools/infer.py handles detection configs (default_scope mmdet); '
-                         f'this config is for {scope}.')
-    from mmdet.apis import DetInferencer
+    if scope == 'mmdet':
+        from mmdet.apis import DetInferencer
 
-    inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
-    inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
+        inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+        inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
+    elif scope == 'mmseg':
+        from mmseg.apis import MMSegInferencer
+
+        inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+        inferencer(images, out_dir=out_dir, opacity=opacity)
+    else:
+        raise UnsupportedConfigError(f'tools/infer.py handles detection (mmdet) and segmentation (mmseg) '
+                                     f'configs; this config is for {scope}.')
     vis_dir = osp.join(out_dir, 'vis')
     return [osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))] if osp.isdir(vis_dir) else []

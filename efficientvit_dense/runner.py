@@ -17,6 +17,12 @@ DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generat
 # What users should find under data_root, per dataset class.
 EXPECTED_LAYOUTS = {
     'CocoDataset': 'annotations/instances_{train,val}2017.json and images in train2017/ and val2017/',
+    'ADE20KDataset': 'images/{training,validation}/*.jpg and annotations/{training,validation}/*.png '
+                     '(the ADEChallengeData2016 release)',
+    'CityscapesDataset': 'leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/'
+                         '*_gtFine_labelTrainIds.png (made from the release by mmseg\'s '
+                         'tools/dataset_converters/cityscapes.py)',
+    'BaseSegDataset': 'the image and label-map folders named by data_prefix (img_path, seg_map_path)',
 }
 
 
@@ -112,6 +118,15 @@ def check_data(cfg: Config, splits=DATALOADERS) -> None:
                     f'  {DEMO_HINT}')
 
 
+def _own_visualizer(cfg: Config) -> None:
+    """The toolboxes' configs name their visualizer 'visualizer', and
+    mmengine hands back an existing instance of that name, so a second run in
+    one process (train then test, a notebook) would draw and log into the
+    first run's folder. Unnamed, it is named after the run."""
+    if cfg.get('visualizer'):
+        cfg.visualizer.pop('name', None)
+
+
 def _existing_run(work_dir: str) -> str | None:
     """The last checkpoint of an earlier run in ``work_dir``, if any."""
     marker = osp.join(work_dir, 'last_checkpoint')
@@ -143,6 +158,7 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
         cfg.resume, cfg.load_from = True, None
     elif resume:
         cfg.resume, cfg.load_from = True, resume
+    _own_visualizer(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -157,8 +173,8 @@ def _enable_visualization(cfg: Config, show_dir: str) -> None:
     kind = hook['type'].split('.')[-1]
     if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/
         hook.update(draw=True, test_out_dir=show_dir)
-    elif kind == 'SegVisualizationHook':  # mmseg: through the visualizer
-        hook['draw'] = True
+    elif kind == 'SegVisualizationHook':  # mmseg: through the visualizer; every image, not every 50th
+        hook.update(draw=True, interval=1)
         cfg.visualizer['save_dir'] = show_dir
     else:  # mmpretrain's VisualizationHook
         hook.update(enable=True, out_dir=show_dir)
@@ -181,5 +197,6 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    _own_visualizer(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()

@@ -3,8 +3,11 @@ write the pictures with its predictions drawn.
 
     python tools/infer.py configs/retinanet_efficientvit_m4_coco.py epoch_12.pth demo.jpg --out-dir vis/
     python tools/infer.py CONFIG CHECKPOINT images/ --out-dir vis/ --score-thr 0.4
+    python tools/infer.py configs/fpn_efficientvit_m4_ade20k.py iter_40000.pth images/ --opacity 0.6
 
-Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/.
+Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/;
+segmentors blend the predicted class colours over each image into OUT_DIR/vis/
+and write the label maps (class index per pixel) to OUT_DIR/pred/.
 """
 from mmengine.config import DictAction
 
@@ -20,14 +23,17 @@ def main(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
     parser.add_argument('--out-dir', default='work_dirs/infer', help='where the drawn pictures go')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='draw detections scoring at least this')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detectors: draw detections scoring at least this')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='segmentors: weight of the class colours over the image')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
     args = cli.parse(parser, argv)
 
     def run():
         written = infer(load_config(args.config, args.cfg_options), args.checkpoint, args.inputs,
-                        args.out_dir, score_thr=args.score_thr, device=args.device)
+                        args.out_dir, score_thr=args.score_thr, opacity=args.opacity, device=args.device)
         print(f'wrote {len(written)} pictures to {args.out_dir}/vis')
 
     cli.run(run)

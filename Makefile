@@ -2,13 +2,16 @@
 # it already is; about 30 minutes on a fresh machine, mostly building mmcv).
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-seg test
 
 setup:
 	bash scripts/setup_env.sh
 
 demo: setup
 	$(PYTHON_VENV) tools/demo.py
+
+demo-seg: setup
+	$(PYTHON_VENV) tools/demo.py --task segmentation
 
 test: setup
 	$(PYTHON_VENV) -m pytest

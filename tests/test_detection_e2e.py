@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 
 from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
-from efficientvit_dense.demo import DEMO_CONFIG
+from efficientvit_dense.demo import DEMOS
 from efficientvit_dense.inference import infer
 from efficientvit_dense.runner import load_config, train
 from efficientvit_dense.runner import test as evaluate
@@ -20,7 +20,7 @@ TINY_RUN = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'default_hook
 
 
 def _cfg(tmp, work_dir='run'):
-    return load_config(DEMO_CONFIG, dict(TINY_RUN), work_dir=str(tmp / work_dir), data_root=str(tmp / 'data'))
+    return load_config(DEMOS['detection'].config, dict(TINY_RUN), work_dir=str(tmp / work_dir), data_root=str(tmp / 'data'))
 
 
 @pytest.fixture(scope='module')

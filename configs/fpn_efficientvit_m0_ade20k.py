@@ -1,0 +1,6 @@
+# Semantic FPN with EfficientViT-M0 on ADE20K: the M4 recipe with another backbone.
+_base_ = './fpn_efficientvit_m4_ade20k.py'
+
+model = dict(
+    backbone=dict(arch='m0'),
+    neck=dict(in_channels=[64, 128, 192]))

@@ -1,0 +1,236 @@
+"""Semantic segmentation configs: each builds and trains a step, the recipes
+are the published ones, missing data stops with one message, and a user's
+own images + label maps work through the custom template."""
+import glob
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import DefaultScope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from efficientvit_dense.models import EfficientViT, EfficientViTFPN
+from efficientvit_dense.runner import DataNotFoundError, load_config, train
+from efficientvit_dense.runner import test as evaluate
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEGMENTATION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_ade20k.py')) +
+                              glob.glob(osp.join(REPO, 'configs', '*_cityscapes.py')) +
+                              glob.glob(osp.join(REPO, 'configs', 'demo', 'fpn_*.py')) +
+                              glob.glob(osp.join(REPO, 'configs', 'custom', 'fpn_*.py')))
+SMALL = (96, 128)
+
+
+def _batch(num_classes, ignore_index=255):
+    gen = torch.Generator().manual_seed(0)
+    samples, inputs = [], []
+    for _ in range(2):
+        labels = torch.randint(0, num_classes, SMALL, generator=gen)
+        labels[:8] = ignore_index  # an unlabelled band, as real label maps have
+        sample = SegDataSample(metainfo=dict(img_shape=SMALL, ori_shape=SMALL, pad_shape=SMALL))
+        sample.gt_sem_seg = PixelData(data=labels[None])
+        samples.append(sample)
+        inputs.append(torch.randint(0, 256, (3, *SMALL), generator=gen, dtype=torch.uint8))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _build(cfg):
+    cfg.model.data_preprocessor.size = SMALL  # crops are 512 px and more; a step at that size is slow on CPU
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    return revert_sync_batchnorm(model)  # the configs use SyncBN, which the runner reverts on one process
+
+
+@pytest.mark.parametrize('config', SEGMENTATION_CONFIGS, ids=osp.basename)
+def test_config_builds_and_runs_a_loss_and_a_predict_step(config):
+    cfg = load_config(config)
+    model = _build(cfg)
+    assert isinstance(model.backbone, EfficientViT) and isinstance(model.neck, EfficientViTFPN)
+    num_classes = cfg.model.decode_head.num_classes
+
+    model.train()
+    data = model.data_preprocessor(_batch(num_classes), training=True)
+    losses = model(**data, mode='loss')
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
+
+    model.eval()
+    with torch.no_grad():
+        results = model.test_step(_batch(num_classes))
+    prediction = results[0].pred_sem_seg.data
+    assert prediction.shape == (1, *SMALL)
+    assert 0 <= prediction.min() and prediction.max() < num_classes
+
+
+def test_the_neck_gives_the_head_strides_4_to_64():
+    cfg = load_config(osp.join(REPO, 'configs', 'fpn_efficientvit_m4_ade20k.py'))
+    model = _build(cfg).eval()
+    with torch.no_grad():
+        levels = model.neck(model.backbone(torch.zeros(1, 3, 256, 256)))
+    assert [256 // level.shape[-1] for level in levels] == cfg.model.decode_head.feature_strides == [4, 8, 16, 32, 64]
+
+
+def test_ade20k_config_follows_the_published_protocol():
+    cfg = load_config(osp.join(REPO, 'configs', 'fpn_efficientvit_m4_ade20k.py'))
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 2e-4, 1e-4)
+    (poly,) = cfg.param_scheduler
+    assert (poly.type, poly.power, poly.end) == ('PolyLR', 0.9, 40000) and cfg.train_cfg.max_iters == 40000
+    assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 32
+    crop = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop')
+    assert crop.crop_size == (512, 512)
+    assert cfg.model.decode_head.num_classes == 150
+
+    cityscapes = load_config(osp.join(REPO, 'configs', 'fpn_efficientvit_m4_cityscapes.py'))
+    crop = next(t for t in cityscapes.train_dataloader.dataset.pipeline if t.type == 'RandomCrop')
+    assert crop.crop_size == (512, 1024) and cityscapes.train_cfg.max_iters == 80000
+    assert cityscapes.model.decode_head.num_classes == 19
+
+
+def test_per_class_iou_metric_returns_each_classs_iou_and_skips_ignored_pixels():
+    from efficientvit_dense.evaluation import PerClassIoUMetric
+    metric = PerClassIoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=('sea', 'boat', 'sky', 'absent'))
+    truth = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    prediction = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 2]])
+    metric.process([], [dict(pred_sem_seg=dict(data=prediction[None]), gt_sem_seg=dict(data=truth[None]))])
+    metrics = metric.evaluate(1)
+    assert metrics['IoU.sea'] == pytest.approx(100 / 3, abs=0.01)  # 1 of 3 pixels in the union
+    assert metrics['IoU.boat'] == pytest.approx(200 / 3, abs=0.01)  # the pixel under 255 does not count
+    assert metrics['IoU.sky'] == pytest.approx(50.0)
+    assert np.isnan(metrics['IoU.absent'])
+    assert metrics['mIoU'] == pytest.approx(50.0, abs=0.01)
+
+
+def test_missing_ade20k_stops_with_one_clear_message(tmp_path):
+    cfg = load_config(osp.join(REPO, 'configs', 'fpn_efficientvit_m4_ade20k.py'),
+                      work_dir=str(tmp_path / 'run'), data_root=str(tmp_path / 'no_ade'))
+    with pytest.raises(DataNotFoundError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert str(tmp_path / 'no_ade') in message
+    assert 'annotations/{training,validation}/*.png' in message and 'make demo' in message
+    assert not (tmp_path / 'run').exists()
+
+
+# Two iterations of batch 2 on a CPU, evaluated in batches of 2, no worker processes.
+TINY_RUN = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 2,
+            **{f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+               for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False))}}
+
+
+def _write_user_dataset(root, synthetic_root):
+    """A user's layout (images/<split>, labels/<split>) with their own
+    classes: the synthetic background becomes 'water', circles and rings
+    'buoy', every other shape is left unlabelled (255)."""
+    for split in ('train', 'val'):
+        os.makedirs(osp.join(root, 'images', split))
+        os.makedirs(osp.join(root, 'labels', split))
+        for name in sorted(os.listdir(osp.join(synthetic_root, split))):
+            stem = osp.splitext(name)[0]
+            os.link(osp.join(synthetic_root, split, name), osp.join(root, 'images', split, name))
+            shapes = cv2.imread(osp.join(synthetic_root, 'semantic', split, f'{stem}.png'), cv2.IMREAD_UNCHANGED)
+            labels = np.full_like(shapes, 255)
+            labels[shapes == 0] = 0
+            labels[(shapes == 1) | (shapes == 6)] = 1
+            cv2.imwrite(osp.join(root, 'labels', split, f'{stem}.png'), labels)
+
+
+@pytest.fixture(scope='module')
+def synthetic(tmp_path_factory):
+    from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+    root = tmp_path_factory.mktemp('seg') / 'data'
+    generate(str(root), SyntheticSpec(num_train=4, num_val=4, max_objects=4, image_size=96))
+    return root
+
+
+def test_custom_template_trains_and_evaluates_a_users_classes_with_an_ignore_index(synthetic, tmp_path):
+    _write_user_dataset(str(tmp_path / 'harbour'), str(synthetic))
+    text = open(osp.join(REPO, 'configs', 'custom', 'fpn_efficientvit_m4_custom_seg.py')).read()
+    edits = {  # what the template asks the user to change, plus _base_ for a copy outside configs/custom
+        "_base_ = '../fpn_efficientvit_m4_ade20k.py'":
+            f"_base_ = '{osp.join(REPO, 'configs', 'fpn_efficientvit_m4_ade20k.py')}'",
+        "classes = ('sky', 'building', 'road')": "classes = ('water', 'buoy')",
+        "palette = [[70, 130, 180], [70, 70, 70], [128, 64, 128]]": "palette = [[0, 90, 200], [255, 140, 0]]",
+        "data_root = 'data/my_seg_data/'": f"data_root = '{tmp_path / 'harbour'}/'",
+    }
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / 'my_config.py').write_text(text)
+    cfg = load_config(str(tmp_path / 'my_config.py'), dict(TINY_RUN), work_dir=str(tmp_path / 'run'))
+    assert cfg.model.decode_head.num_classes == 2
+    cfg.train_dataloader.dataset.pipeline[2].scale = (192, 96)  # RandomResize: small, for speed
+    cfg.train_dataloader.dataset.pipeline[3].crop_size = (64, 64)
+    cfg.val_dataloader.dataset.pipeline[1].scale = (192, 96)
+    cfg.model.data_preprocessor.size = (64, 64)
+
+    runner = train(cfg)
+    from mmseg.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        sample = DATASETS.build(cfg.val_dataloader.dataset)[0]
+    labels = sample['data_samples'].gt_sem_seg.data
+    assert set(labels.unique().tolist()) <= {0, 1, 255} and (labels == 255).any()
+
+    metrics = evaluate(cfg, str(tmp_path / 'run' / 'iter_2.pth'))
+    assert runner.train_dataloader.dataset.metainfo['classes'] == ('water', 'buoy')
+    assert set(metrics) >= {'mIoU', 'mAcc', 'aAcc', 'IoU.water', 'IoU.buoy'}
+
+
+TINY_DEMO = {**TINY_RUN, 'model.data_preprocessor.size': (96, 96)}
+
+
+@pytest.fixture(scope='module')
+def demo_run(synthetic, tmp_path_factory):
+    """The segmentation demo end to end (generate, train, test, time) at a tiny size."""
+    from efficientvit_dense.datasets.synthetic import SyntheticSpec
+    from efficientvit_dense.demo import run_demo
+    work_dir = tmp_path_factory.mktemp('seg_demo') / 'run'
+    spec = SyntheticSpec(num_train=4, num_val=4, max_objects=4, image_size=96)  # as `synthetic`: reused
+    result = run_demo('segmentation', str(work_dir), str(synthetic), dict(TINY_DEMO), spec)
+    return work_dir, result
+
+
+def test_segmentation_demo_reports_miou_per_class(demo_run):
+    from efficientvit_dense.demo import format_report
+    from efficientvit_dense.datasets.synthetic import CLASSES
+    _, result = demo_run
+    assert 0.0 <= result['metrics']['mIoU'] <= 100.0 and result['images_per_s'] > 0
+    assert list(result['per_class']) == ['background', *CLASSES]
+    report = format_report(result)
+    assert 'mIoU' in report and 'IoU per class' in report and 'ring' in report
+
+
+def test_test_tool_reports_miou_dumps_predictions_and_draws_them(demo_run, synthetic, tmp_path):
+    from efficientvit_dense.demo import DEMOS
+    work_dir, _ = demo_run
+    cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'eval'),
+                      data_root=str(synthetic))
+    metrics = evaluate(cfg, str(work_dir / 'iter_2.pth'), out=str(tmp_path / 'preds.pkl'),
+                       show_dir=str(tmp_path / 'show'))
+    assert set(metrics) >= {'mIoU', 'mAcc', 'aAcc', 'IoU.circle'}
+    assert osp.getsize(tmp_path / 'preds.pkl') > 0
+    drawn = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
+    assert len(drawn) == 4
+
+
+def test_infer_writes_blended_pictures_and_label_maps(demo_run, synthetic, tmp_path):
+    from efficientvit_dense.demo import DEMOS
+    from efficientvit_dense.inference import infer
+    work_dir, _ = demo_run
+    cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'infer'))
+    written = infer(cfg, str(work_dir / 'iter_2.pth'), [str(synthetic / 'val')], str(tmp_path / 'out'))
+    assert len(written) == 4 and all(osp.getsize(p) > 0 for p in written)
+    label_maps = sorted(glob.glob(str(tmp_path / 'out' / 'pred' / '*.png')))
+    assert len(label_maps) == 4
+    labels = cv2.imread(label_maps[0], cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (96, 96) and labels.max() < 7

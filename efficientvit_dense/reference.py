@@ -20,6 +20,18 @@ from .models.weights import load_state_into, native_to_official, official_to_nat
 IMAGENET_224_WINDOWS = (7, 7, 4)
 
 
+def imagenet_classifier(arch: str, distillation: bool = False) -> dict:
+    """The mmpretrain model config of the ImageNet classifier that timm's
+    ``efficientvit_{arch}`` and the official release describe."""
+    from .models.backbones.efficientvit import ARCH_SETTINGS
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='EfficientViT', arch=arch, window_size=IMAGENET_224_WINDOWS, out_indices=(2,)),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='EfficientViTClsHead', num_classes=1000, in_channels=ARCH_SETTINGS[arch]['embed_dims'][-1],
+                  distillation=distillation))
+
+
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every parameter and BatchNorm statistic a random value, so that
     a wrong mapping or an ignored tensor cannot go unnoticed."""

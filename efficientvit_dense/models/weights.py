@@ -291,6 +291,26 @@ def load_backbone_weights(model: nn.Module, source: str, prefix: str | None = No
     return load_state_into(model, state, source, fmt, drop_head=drop_head, strict=strict)
 
 
+def to_classifier(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A native whole-model state dict under the names of an mmpretrain
+    ``ImageClassifier`` with :class:`EfficientViTClsHead`: the backbone under
+    ``backbone.``, ``head``/``head_dist`` under ``head.``."""
+    return {(f'head.{k}' if k.startswith(HEAD_PREFIXES) else f'backbone.{k}'): v for k, v in state.items()}
+
+
+def load_classifier_weights(classifier: nn.Module, source: str, strict: bool = True) -> dict:
+    """Load a whole ImageNet checkpoint (official, timm, or a classifier
+    trained here), head included, into an mmpretrain ``ImageClassifier``
+    built from this project's backbone and head. Returns the load report."""
+    state = extract_state_dict(read_checkpoint(source), prefix='')
+    if any(k.startswith('backbone.') for k in state):
+        fmt = 'mmpretrain classifier'
+    else:
+        state, fmt = to_native(state)
+        state = to_classifier(state)
+    return load_state_into(classifier, state, source, fmt, drop_head=False, strict=strict)
+
+
 def convert_checkpoint(source: str, destination: str, drop_head: bool = False) -> dict:
     """Convert an official or timm checkpoint into this project's format:
     ``{'state_dict': native tensors, 'meta': {...}}``. Refuses to overwrite."""

@@ -53,7 +53,29 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
         inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
         inferencer(images, out_dir=out_dir, opacity=opacity)
     else:
-        raise UnsupportedConfigError(f'tools/infer.py handles detection (mmdet) and segmentation (mmseg) '
-                                     f'configs; this config is for {scope}.')
+        raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
+                                     f'config; this config is for {scope} (classifiers: use classify()).')
     vis_dir = osp.join(out_dir, 'vis')
     return [osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))] if osp.isdir(vis_dir) else []
+
+
+def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
+             device: str = 'cpu') -> list[tuple[str, list[tuple[str, float]]]]:
+    """The ``topk`` classes and scores of a classifier checkpoint for every
+    input image, best first: ``[(image, [(class, score), ...]), ...]``."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+    if cfg.get('default_scope') != 'mmpretrain':
+        raise UnsupportedConfigError(f'classify() needs a classification (mmpretrain) config; '
+                                     f'this config is for {cfg.get("default_scope")}.')
+    images = list_images(inputs)
+    from mmpretrain.apis import ImageClassificationInferencer
+
+    inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
+    classes = inferencer.classes
+    results = []
+    for image, prediction in zip(images, inferencer(images)):
+        scores = prediction['pred_scores']
+        best = scores.argsort()[::-1][:topk]
+        results.append((image, [(classes[i] if classes else str(i), float(scores[i])) for i in best]))
+    return results

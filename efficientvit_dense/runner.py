@@ -23,6 +23,12 @@ EXPECTED_LAYOUTS = {
                          '*_gtFine_labelTrainIds.png (made from the release by mmseg\'s '
                          'tools/dataset_converters/cityscapes.py)',
     'BaseSegDataset': 'the image and label-map folders named by data_prefix (img_path, seg_map_path)',
+    'CIFAR10': 'cifar-10-batches-py/ (the python version of the release; nothing is downloaded)',
+    'CIFAR100': 'cifar-100-python/ (the python version of the release; nothing is downloaded)',
+    'StanfordCars': 'car_ims/ and cars_annos.mat, or cars_{train,test}/ and devkit/',
+    'Flowers102': 'jpg/*.jpg, imagelabels.mat and setid.mat',
+    'OxfordIIITPet': 'images/*.jpg and annotations/{trainval,test}.txt',
+    'CustomDataset': 'one folder per class, <data_prefix>/<class>/<image>',
 }
 
 
@@ -45,7 +51,31 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     if data_root is not None:
         set_data_root(cfg, data_root)
+    fill_classes_from_folders(cfg)
     return cfg
+
+
+def fill_classes_from_folders(cfg: Config) -> None:
+    """A classifier on class-per-folder data (mmpretrain's CustomDataset)
+    may leave ``num_classes`` None: it becomes the number of class folders in
+    the training folder, and top-k accuracy stops at that number."""
+    head = cfg.get('model', {}).get('head')
+    loader = cfg.get('train_dataloader') or {}
+    dataset = loader.get('dataset') or {}
+    if not isinstance(head, dict) or head.get('num_classes', 0) is not None or dataset.get('type') != 'CustomDataset':
+        return
+    folder = osp.join(dataset.get('data_root') or '', dataset.get('data_prefix') or '')
+    if not osp.isdir(folder):
+        return  # check_data names the missing folder when the data is needed
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    if not classes:
+        raise DataNotFoundError(f'{folder} holds no class folders; expected {folder}/<class>/<image>.')
+    head['num_classes'] = len(classes)
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        cfg.data_preprocessor['num_classes'] = len(classes)
+    for evaluator in _evaluators(cfg):
+        if evaluator.get('type') == 'Accuracy' and isinstance(evaluator.get('topk'), (list, tuple)):
+            evaluator['topk'] = tuple(k for k in evaluator['topk'] if k <= len(classes)) or (1,)
 
 
 def _datasets(cfg: Config):
@@ -103,7 +133,8 @@ def check_data(cfg: Config, splits=DATALOADERS) -> None:
         if dataset.get('ann_file'):
             paths.append(('annotation file', osp.join(root, dataset['ann_file'])))
         prefix = dataset.get('data_prefix') or {}
-        for key, value in (prefix.items() if isinstance(prefix, dict) else []):
+        prefixes = prefix.items() if isinstance(prefix, dict) else [('image', prefix)]
+        for key, value in prefixes:
             if value:
                 paths.append((f'{key} folder', osp.join(root, value)))
         if root:

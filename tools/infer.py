@@ -4,16 +4,18 @@ write the pictures with its predictions drawn.
     python tools/infer.py configs/retinanet_efficientvit_m4_coco.py epoch_12.pth demo.jpg --out-dir vis/
     python tools/infer.py CONFIG CHECKPOINT images/ --out-dir vis/ --score-thr 0.4
     python tools/infer.py configs/fpn_efficientvit_m4_ade20k.py iter_40000.pth images/ --opacity 0.6
+    python tools/infer.py configs/cls_efficientvit_m5_pets.py epoch_300.pth cat.jpg --topk 3
 
 Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/;
 segmentors blend the predicted class colours over each image into OUT_DIR/vis/
-and write the label maps (class index per pixel) to OUT_DIR/pred/.
+and write the label maps (class index per pixel) to OUT_DIR/pred/;
+classifiers print the top-k classes and scores of each image.
 """
 from mmengine.config import DictAction
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.inference import infer
+from efficientvit_dense.inference import classify, infer
 from efficientvit_dense.runner import load_config
 
 
@@ -27,13 +29,19 @@ def main(argv=None):
                         help='detectors: draw detections scoring at least this')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='segmentors: weight of the class colours over the image')
+    parser.add_argument('--topk', type=int, default=5, help='classifiers: print this many classes per image')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
     args = cli.parse(parser, argv)
 
     def run():
-        written = infer(load_config(args.config, args.cfg_options), args.checkpoint, args.inputs,
-                        args.out_dir, score_thr=args.score_thr, opacity=args.opacity, device=args.device)
+        cfg = load_config(args.config, args.cfg_options)
+        if cfg.get('default_scope') == 'mmpretrain':
+            for image, top in classify(cfg, args.checkpoint, args.inputs, topk=args.topk, device=args.device):
+                print(f'{image}: ' + ', '.join(f'{name} {score:.3f}' for name, score in top))
+            return
+        written = infer(cfg, args.checkpoint, args.inputs, args.out_dir, score_thr=args.score_thr,
+                        opacity=args.opacity, device=args.device)
         print(f'wrote {len(written)} pictures to {args.out_dir}/vis')
 
     cli.run(run)

@@ -2,7 +2,7 @@
 # it already is; about 30 minutes on a fresh machine, mostly building mmcv).
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo demo-seg test
+.PHONY: setup demo demo-seg demo-cls test
 
 setup:
 	bash scripts/setup_env.sh
@@ -12,6 +12,9 @@ demo: setup
 
 demo-seg: setup
 	$(PYTHON_VENV) tools/demo.py --task segmentation
+
+demo-cls: setup
+	$(PYTHON_VENV) tools/demo.py --task classification
 
 test: setup
 	$(PYTHON_VENV) -m pytest

@@ -1,5 +1,5 @@
-"""The offline demos behind `make demo` (detection) and `make demo-seg`
-(segmentation): generate the synthetic dataset, train an EfficientViT-M0
+"""The offline demos behind `make demo` (detection), `make demo-seg`
+(segmentation) and `make demo-cls` (classification): generate the synthetic dataset, train an EfficientViT-M0
 model on it from scratch, evaluate it and time its predict path."""
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ DEMOS = {
         title='Semantic FPN + EfficientViT-M0 on the synthetic shapes dataset (val split, IoU in %)',
         metric_keys=(('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')),
         timed='preprocess + forward + resize to the image'),
+    'classification': Demo(
+        config=osp.join(REPO_ROOT, 'configs', 'demo', 'cls_efficientvit_m0_synthetic.py'),
+        work_dir='work_dirs/demo_cls_efficientvit_m0',
+        title='EfficientViT-M0 on the synthetic shapes dataset\'s object crops (val split, accuracy in %)',
+        metric_keys=(('top-1', 'accuracy/top1'), ('top-5', 'accuracy/top5')),
+        timed='preprocess + forward + softmax'),
 }
 
 

@@ -50,3 +50,144 @@ def test_distilled_checkpoint_averages_both_heads(timm_model, tmp_path):
         pooled = reference.forward_head(reference.forward_features(x), pre_logits=True)
         expected = (reference.head(pooled) + head_dist(pooled)) / 2
         assert (classifier(x, mode='tensor') - expected).abs().max().item() <= 1e-4
+
+
+# --------------------------------------------------------------------------
+# Configs, data and tools
+
+import glob  # noqa: E402
+import os  # noqa: E402
+import os.path as osp  # noqa: E402
+import shutil  # noqa: E402
+
+from mmpretrain.structures import DataSample  # noqa: E402
+
+from efficientvit_dense.runner import DataNotFoundError, load_config, train  # noqa: E402
+from efficientvit_dense.runner import test as evaluate  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLASSIFICATION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cls_*.py')) +
+                                glob.glob(osp.join(REPO, 'configs', 'demo', 'cls_*.py')) +
+                                glob.glob(osp.join(REPO, 'configs', 'custom', 'cls_*.py')))
+
+
+def _build_from(cfg, num_classes):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.head.num_classes = model_cfg.head.num_classes or num_classes
+    model_cfg.setdefault('data_preprocessor', dict(cfg.data_preprocessor, num_classes=model_cfg.head.num_classes))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+def _batch(num_classes, size=64):
+    gen = torch.Generator().manual_seed(0)
+    return dict(inputs=[torch.randint(0, 256, (3, size, size), generator=gen, dtype=torch.uint8) for _ in range(2)],
+                data_samples=[DataSample().set_gt_label(i % num_classes) for i in range(2)])
+
+
+@pytest.mark.parametrize('config', CLASSIFICATION_CONFIGS, ids=osp.basename)
+def test_config_builds_and_runs_a_training_and_a_predict_step(config):
+    cfg = load_config(config)
+    model = _build_from(cfg, num_classes=6)
+    num_classes = model.head.num_classes
+
+    model.train()
+    data = model.data_preprocessor(_batch(num_classes), training=True)
+    losses = model(**data, mode='loss')
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
+
+    model.eval()
+    with torch.no_grad():
+        results = model.test_step(_batch(num_classes))
+    assert results[0].pred_score.shape == (num_classes,)
+    assert torch.allclose(results[0].pred_score.sum(), torch.tensor(1.0), atol=1e-5)
+
+
+def test_transfer_configs_follow_the_authors_recipe():
+    cfg = load_config(osp.join(REPO, 'configs', 'cls_efficientvit_m5_pets.py'))
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-3, 1e-8)
+    assert cfg.train_cfg.max_epochs == 300
+    assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 256
+    steps = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    assert steps[:2] == ['LoadImageFromFile', 'RandomResizedCrop'] and 'RandAugment' in steps
+    assert [a.type for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
+    assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes == 37
+    assert cfg.model.backbone.window_size == (7, 7, 4)  # the pretrained attention windows at 224
+
+
+def test_missing_cifar_stops_with_one_clear_message(tmp_path):
+    cfg = load_config(osp.join(REPO, 'configs', 'cls_efficientvit_m5_cifar10.py'),
+                      work_dir=str(tmp_path / 'run'), data_root=str(tmp_path / 'no_cifar'))
+    with pytest.raises(DataNotFoundError) as err:
+        train(cfg)
+    assert str(tmp_path / 'no_cifar') in str(err.value) and 'cifar-10-batches-py' in str(err.value)
+    assert not (tmp_path / 'run').exists()
+
+
+# Two iterations of batch 2, no worker processes.
+TINY_RUN = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+            **{f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+               for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False))}}
+
+
+def _user_folders(root, synthetic_root, classes=('star', 'ring', 'cross'), per_class=2):
+    """A user's train/<class>/ and val/<class>/ folders, from the synthetic crops."""
+    for split in ('train', 'val'):
+        for name in classes:
+            os.makedirs(root / split / name)
+            for crop in sorted(glob.glob(str(synthetic_root / 'classification' / split / name / '*.png')))[:per_class]:
+                shutil.copy(crop, root / split / name)
+
+
+@pytest.fixture(scope='module')
+def synthetic(tmp_path_factory):
+    from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+    root = tmp_path_factory.mktemp('cls') / 'data'
+    generate(str(root), SyntheticSpec(num_train=12, num_val=12, max_objects=5, image_size=96))
+    return root
+
+
+def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(synthetic, tmp_path):
+    _user_folders(tmp_path / 'my_images', synthetic)
+    text = open(osp.join(REPO, 'configs', 'custom', 'cls_efficientvit_m5_custom_folder.py')).read()
+    edits = {"_base_ = '../_base_/efficientvit_m5_finetune_224.py'":
+             f"_base_ = '{osp.join(REPO, 'configs', '_base_', 'efficientvit_m5_finetune_224.py')}'",
+             "data_root = 'data/my_images/'": f"data_root = '{tmp_path / 'my_images'}/'"}
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / 'my_config.py').write_text(text)
+    tiny = dict(TINY_RUN, **{'model.backbone.arch': 'm0', 'model.head.in_channels': 192,
+                             'param_scheduler': []})  # the recipe's cosine starts after epoch 5
+    cfg = load_config(str(tmp_path / 'my_config.py'), tiny, work_dir=str(tmp_path / 'run'))
+    assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes == 3
+    assert tuple(cfg.val_evaluator.topk) == (1,)  # top-5 of 3 classes means nothing
+
+    runner = train(cfg)
+    assert runner.train_dataloader.dataset.metainfo['classes'] == ('cross', 'ring', 'star')
+    metrics = evaluate(cfg, str(tmp_path / 'run' / 'epoch_1.pth'))
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+
+
+def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_path):
+    from efficientvit_dense.datasets.synthetic import CLASSES, SyntheticSpec
+    from efficientvit_dense.demo import DEMOS, format_report, run_demo
+    from efficientvit_dense.inference import classify
+    spec = SyntheticSpec(num_train=12, num_val=12, max_objects=5, image_size=96)  # as `synthetic`: reused
+    result = run_demo('classification', str(tmp_path / 'run'), str(synthetic), dict(TINY_RUN), spec)
+    assert 0.0 <= result['metrics']['top-1'] <= 100.0 and result['images_per_s'] > 0
+    assert 'top-1' in format_report(result)
+
+    cfg = load_config(DEMOS['classification'].config, dict(TINY_RUN), data_root=str(synthetic))
+    images = sorted(glob.glob(str(synthetic / 'classification' / 'val' / 'ring' / '*.png')))[:2]
+    predictions = classify(cfg, str(tmp_path / 'run' / 'epoch_1.pth'), images, topk=3)
+    assert [image for image, _ in predictions] == images
+    for _, top in predictions:
+        assert len(top) == 3 and {name for name, _ in top} <= set(CLASSES)
+        assert [score for _, score in top] == sorted((score for _, score in top), reverse=True)

@@ -2,7 +2,8 @@
 synthetic shapes dataset under data/synthetic, train an EfficientViT-M0 model
 on it on the CPU, evaluate it and print the metrics and the measured images
 per second. --task detection (default): RetinaNet, COCO box AP;
---task segmentation (`make demo-seg`): Semantic FPN, mIoU per class.
+--task segmentation (`make demo-seg`): Semantic FPN, mIoU per class;
+--task classification (`make demo-cls`): the object crops, top-1 accuracy.
 Running it again resumes the finished run and only re-evaluates."""
 from mmengine.config import DictAction
 

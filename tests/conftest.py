@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import efficientvit_dense  # noqa: F401  (shims and registrations, as users get them)
 from efficientvit_dense.reference import random_timm_model
@@ -15,3 +16,21 @@ def timm_model():
         return cache[arch]
 
     return get
+
+
+@pytest.fixture
+def train_and_predict_step():
+    """One loss step with backward (gradients must reach the stem) and one
+    predict step of an mmengine model on ``batch``; returns the predictions."""
+    def run(model, batch):
+        model.train()
+        data = model.data_preprocessor(batch, training=True)
+        total, _ = model.parse_losses(model(**data, mode='loss'))
+        assert torch.isfinite(total)
+        total.backward()
+        assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
+        model.eval()
+        with torch.no_grad():
+            return model.test_step(batch)
+
+    return run

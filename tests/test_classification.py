@@ -88,22 +88,12 @@ def _batch(num_classes, size=64):
 
 
 @pytest.mark.parametrize('config', CLASSIFICATION_CONFIGS, ids=osp.basename)
-def test_config_builds_and_runs_a_training_and_a_predict_step(config):
+def test_config_builds_and_runs_a_training_and_a_predict_step(config, train_and_predict_step):
     cfg = load_config(config)
     model = _build_from(cfg, num_classes=6)
     num_classes = model.head.num_classes
 
-    model.train()
-    data = model.data_preprocessor(_batch(num_classes), training=True)
-    losses = model(**data, mode='loss')
-    total, _ = model.parse_losses(losses)
-    assert torch.isfinite(total)
-    total.backward()
-    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
-
-    model.eval()
-    with torch.no_grad():
-        results = model.test_step(_batch(num_classes))
+    results = train_and_predict_step(model, _batch(num_classes))
     assert results[0].pred_score.shape == (num_classes,)
     assert torch.allclose(results[0].pred_score.sum(), torch.tensor(1.0), atol=1e-5)
 

@@ -38,7 +38,7 @@ def _batch(height=128, width=160, with_mask=False):
 
 
 @pytest.mark.parametrize('config', DETECTION_CONFIGS, ids=osp.basename)
-def test_config_builds_and_runs_a_loss_and_a_predict_step(config):
+def test_config_builds_and_runs_a_loss_and_a_predict_step(config, train_and_predict_step):
     cfg = load_config(config)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
@@ -46,17 +46,7 @@ def test_config_builds_and_runs_a_loss_and_a_predict_step(config):
     assert isinstance(model.backbone, EfficientViT) and isinstance(model.neck, EfficientViTFPN)
     with_mask = 'mask' in osp.basename(config)
 
-    model.train()
-    data = model.data_preprocessor(_batch(with_mask=with_mask), training=True)
-    losses = model(**data, mode='loss')
-    total, _ = model.parse_losses(losses)
-    assert torch.isfinite(total)
-    total.backward()
-    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
-
-    model.eval()
-    with torch.no_grad():
-        results = model.test_step(_batch(with_mask=with_mask))
+    results = train_and_predict_step(model, _batch(with_mask=with_mask))
     assert len(results) == 2 and 'bboxes' in results[0].pred_instances
     if with_mask:
         assert 'masks' in results[0].pred_instances

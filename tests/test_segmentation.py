@@ -49,23 +49,13 @@ def _build(cfg):
 
 
 @pytest.mark.parametrize('config', SEGMENTATION_CONFIGS, ids=osp.basename)
-def test_config_builds_and_runs_a_loss_and_a_predict_step(config):
+def test_config_builds_and_runs_a_loss_and_a_predict_step(config, train_and_predict_step):
     cfg = load_config(config)
     model = _build(cfg)
     assert isinstance(model.backbone, EfficientViT) and isinstance(model.neck, EfficientViTFPN)
     num_classes = cfg.model.decode_head.num_classes
 
-    model.train()
-    data = model.data_preprocessor(_batch(num_classes), training=True)
-    losses = model(**data, mode='loss')
-    total, _ = model.parse_losses(losses)
-    assert torch.isfinite(total)
-    total.backward()
-    assert model.backbone.patch_embed.conv1.conv.weight.grad is not None
-
-    model.eval()
-    with torch.no_grad():
-        results = model.test_step(_batch(num_classes))
+    results = train_and_predict_step(model, _batch(num_classes))
     prediction = results[0].pred_sem_seg.data
     assert prediction.shape == (1, *SMALL)
     assert 0 <= prediction.min() and prediction.max() < num_classes

@@ -8,12 +8,14 @@ from typing import Callable
 
 from mmengine.config import DictAction
 
+from .complexity import UnknownModelError
 from .inference import UnsupportedConfigError
 from .models.weights import CheckpointError
 from .runner import DataNotFoundError
 
 # Errors a user can fix from the message alone: no traceback for these.
-USER_ERRORS = (DataNotFoundError, FileExistsError, FileNotFoundError, CheckpointError, UnsupportedConfigError)
+USER_ERRORS = (DataNotFoundError, FileExistsError, FileNotFoundError, CheckpointError, UnsupportedConfigError,
+               UnknownModelError)
 
 
 def parser_for(doc: str) -> argparse.ArgumentParser:

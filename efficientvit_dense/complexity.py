@@ -1,0 +1,68 @@
+"""Parameters and FLOPs of an arch or of any config's model.
+
+Convention (mmengine's counter, the one the paper's table uses): one fused
+multiply-add counts as one FLOP; convolutions, linear layers and the
+attention matrix products are counted; BatchNorm, activations, softmax and
+element-wise operations are not.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+
+from .models.backbones.efficientvit import ARCH_SETTINGS
+
+CONVENTION = ('FLOPs count each multiply-add once (mmengine\'s counter, the paper\'s convention); '
+              'BatchNorm, activations, softmax and element-wise ops are not counted.')
+
+
+class UnknownModelError(ValueError):
+    """Neither an arch name nor a config file."""
+
+
+def build_arch_classifier(arch: str) -> nn.Module:
+    """The ImageNet classifier of ``arch`` ('m0'..'m5'), as the paper counts it."""
+    if arch not in ARCH_SETTINGS:
+        raise UnknownModelError(f'{arch!r} is neither an arch ({", ".join(ARCH_SETTINGS)}) nor a config file.')
+    from mmpretrain.registry import MODELS
+
+    from .reference import imagenet_classifier
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(imagenet_classifier(arch))
+
+
+def build_config_model(cfg: Config) -> nn.Module:
+    """A config's model (its ``default_scope`` picks the toolbox), on the CPU."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS
+
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        model = MODELS.build(model_cfg)
+    return revert_sync_batchnorm(model)
+
+
+def count(model: nn.Module, height: int, width: int) -> dict:
+    """``{'params', 'flops'}`` of ``model``'s tensor forward on one
+    ``3 x height x width`` image (detectors and segmentors: up to the raw head
+    outputs, without post-processing)."""
+    model = model.eval()
+    # The counter warns once per operator it skips (BatchNorm, ReLU, ...), by design; keep the output readable.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad():
+            result = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, height, width),),
+                                               show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return dict(params=result['params'], flops=result['flops'])

@@ -1,0 +1,40 @@
+"""Parameters and FLOPs of an EfficientViT arch (its ImageNet classifier, as
+the paper's table) or of any config's model, at a given input size.
+
+    python tools/get_flops.py m4                                 # 224x224
+    python tools/get_flops.py configs/retinanet_efficientvit_m4_coco.py --shape 800 1333
+    python tools/get_flops.py configs/fpn_efficientvit_m4_ade20k.py --shape 512
+
+FLOPs count each multiply-add once (mmengine's counter, the convention of the
+paper's table); BatchNorm, activations, softmax and element-wise ops are not
+counted. Detectors and segmentors are counted up to their raw head outputs.
+"""
+import os.path as osp
+
+import efficientvit_dense  # noqa: F401  (shims and registrations)
+from efficientvit_dense import cli
+from efficientvit_dense.complexity import CONVENTION, build_arch_classifier, build_config_model, count
+from efficientvit_dense.runner import load_config
+
+
+def main(argv=None):
+    parser = cli.parser_for(__doc__)
+    parser.add_argument('model', help='an arch (m0..m5) or a config file')
+    parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
+    args = cli.parse(parser, argv)
+    height, width = (args.shape * 2)[:2] if len(args.shape) == 1 else args.shape[:2]
+
+    def run():
+        if osp.isfile(args.model) or args.model.endswith('.py'):
+            model, name = build_config_model(load_config(args.model)), osp.basename(args.model)
+        else:
+            model, name = build_arch_classifier(args.model), f'EfficientViT-{args.model.upper()} (ImageNet classifier)'
+        result = count(model, height, width)
+        print(f'{name}\ninput 3x{height}x{width}: {result["params"] / 1e6:.2f}M parameters, '
+              f'{result["flops"] / 1e9:.3f} GFLOPs\n{CONVENTION}')
+
+    cli.run(run)
+
+
+if __name__ == '__main__':
+    main()

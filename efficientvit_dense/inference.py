@@ -7,6 +7,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .models.weights import safe_loading_errors
+
 
 class UnsupportedConfigError(ValueError):
     """A config of a task this tool does not handle."""
@@ -45,12 +47,14 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
 
-        inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+        with safe_loading_errors(checkpoint):
+            inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
         inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
     elif scope == 'mmseg':
         from mmseg.apis import MMSegInferencer
 
-        inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+        with safe_loading_errors(checkpoint):
+            inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
         inferencer(images, out_dir=out_dir, opacity=opacity)
     else:
         raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
@@ -71,7 +75,8 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
     images = list_images(inputs)
     from mmpretrain.apis import ImageClassificationInferencer
 
-    inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
+    with safe_loading_errors(checkpoint):
+        inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
     classes = inferencer.classes
     results = []
     for image, prediction in zip(images, inferencer(images)):

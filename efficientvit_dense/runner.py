@@ -10,6 +10,8 @@ import os.path as osp
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
+from .models.weights import safe_loading_errors
+
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EVALUATORS = ('val_evaluator', 'test_evaluator')
 DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
@@ -190,8 +192,10 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
     elif resume:
         cfg.resume, cfg.load_from = True, resume
     _own_visualizer(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    loaded = resume if isinstance(resume, str) else (earlier if resume else cfg.get('load_from'))
+    with safe_loading_errors(loaded or 'a checkpoint'):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return runner
 
 
@@ -229,5 +233,6 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     _own_visualizer(cfg)
-    runner = Runner.from_cfg(cfg)
-    return runner.test()
+    with safe_loading_errors(checkpoint):
+        runner = Runner.from_cfg(cfg)
+        return runner.test()

@@ -15,6 +15,7 @@ file's window differs from the model's.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -56,6 +57,29 @@ def _code_refusal(err: Exception) -> str | None:
     return None
 
 
+def unpickling_error(source: str, err: pickle.UnpicklingError) -> CheckpointError:
+    """What to tell the user when torch's safe loading refused ``source``."""
+    reason = _code_refusal(err)
+    if reason is not None:
+        return CheckpointError(
+            f'Refusing to load {source}: it contains pickled Python objects that are not plain '
+            f'weights and could run code when loaded ({reason}). Load only files you trust; to use '
+            'a trusted file, re-save its state dict with torch.save(state_dict, path).')
+    return CheckpointError(f'{source} is not a PyTorch checkpoint (its bytes are not a valid pickle).')
+
+
+@contextlib.contextmanager
+def safe_loading_errors(source: str):
+    """Inside, a checkpoint load that torch's safe loading refuses (in
+    mmengine's runner or an inferencer: both load with torch's default,
+    ``weights_only=True``) becomes one :class:`CheckpointError` naming
+    ``source`` and the reason, instead of a traceback."""
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        raise unpickling_error(source, err) from err
+
+
 def read_checkpoint(source: str) -> dict:
     """Load a checkpoint from a local path or an http(s) URL with
     ``weights_only=True``: tensors and plain containers only, never code."""
@@ -68,13 +92,7 @@ def read_checkpoint(source: str) -> dict:
         else:
             ckpt = torch.load(source, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = _code_refusal(err)
-        if reason is not None:
-            raise CheckpointError(
-                f'Refusing to load {source}: it contains pickled Python objects that are not plain '
-                f'weights and could run code when loaded ({reason}). Load only files you trust; to use '
-                'a trusted file, re-save its state dict with torch.save(state_dict, path).') from err
-        raise CheckpointError(f'{source} is not a PyTorch checkpoint (its bytes are not a valid pickle).') from err
+        raise unpickling_error(source, err) from err
     except (RuntimeError, EOFError, OSError, KeyError, ValueError) as err:
         raise CheckpointError(f'{source} is not a readable PyTorch checkpoint ({_first_line(err)}).') from err
     if not isinstance(ckpt, Mapping):

@@ -1,6 +1,7 @@
 """The offline demos behind `make demo` (detection), `make demo-seg`
-(segmentation) and `make demo-cls` (classification): generate the synthetic dataset, train an EfficientViT-M0
-model on it from scratch, evaluate it and time its predict path."""
+(segmentation) and `make demo-cls` (classification): generate the synthetic
+dataset, train an EfficientViT-M0 model on it from scratch, evaluate it and
+time its predict path."""
 from __future__ import annotations
 
 import os.path as osp
@@ -21,6 +22,7 @@ class Demo:
     title: str
     metric_keys: tuple[tuple[str, str], ...]  # (column, key in runner.test()'s metrics)
     timed: str  # what the predict-path figure covers
+    decimals: int = 2  # how the metrics print (COCO AP is a fraction, the others percentages)
 
 
 DEMOS = {
@@ -31,7 +33,7 @@ DEMOS = {
         metric_keys=(('mAP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'), ('AP75', 'coco/bbox_mAP_75'),
                      ('AP_small', 'coco/bbox_mAP_s'), ('AP_medium', 'coco/bbox_mAP_m'),
                      ('AP_large', 'coco/bbox_mAP_l')),
-        timed='preprocess + forward + NMS'),
+        timed='preprocess + forward + NMS', decimals=3),
     'segmentation': Demo(
         config=osp.join(REPO_ROOT, 'configs', 'demo', 'fpn_efficientvit_m0_synthetic.py'),
         work_dir='work_dirs/demo_fpn_efficientvit_m0',
@@ -63,21 +65,21 @@ def run_demo(task: str = 'detection', work_dir: str | None = None, data_root: st
     per_class = {key[len('IoU.'):]: value for key, value in metrics.items() if key.startswith('IoU.')}
     return dict(task=task, metrics={name: metrics[key] for name, key in demo.metric_keys}, per_class=per_class,
                 images_per_s=images_per_s, wall_s=time.perf_counter() - start,
-                batch_size=cfg.test_dataloader.batch_size, work_dir=work_dir)
+                batch_size=cfg.test_dataloader.batch_size, device=str(next(runner.model.parameters()).device),
+                work_dir=work_dir)
 
 
 def format_report(result: dict) -> str:
     demo = DEMOS[result['task']]
     names = [name for name, _ in demo.metric_keys]
-    precision = '.3f' if result['task'] == 'detection' else '.2f'
     lines = [demo.title,
              ' '.join(f'{n:>9}' for n in names),
-             ' '.join(f'{result["metrics"][n]:>9{precision}}' for n in names)]
+             ' '.join(f'{result["metrics"][n]:>9.{demo.decimals}f}' for n in names)]
     if result['per_class']:
         width = max(len(name) for name in result['per_class'])
         lines.append('IoU per class:')
         lines += [f'  {name:<{width}} {iou:6.2f}' for name, iou in result['per_class'].items()]
-    lines += [f'predict path ({demo.timed}), batch {result["batch_size"]}, CPU: '
+    lines += [f'predict path ({demo.timed}), batch {result["batch_size"]}, {result["device"]}: '
               f'{result["images_per_s"]:.1f} images/s',
               f'wall time: {result["wall_s"] / 60:.1f} min; checkpoints and logs in {result["work_dir"]}']
     return '\n'.join(lines)

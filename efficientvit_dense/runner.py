@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
+from .checkpointing import crash_safe_hooks, latest_checkpoint, use_atomic_local_writes
 from .models.weights import safe_loading_errors
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -160,13 +162,21 @@ def _own_visualizer(cfg: Config) -> None:
         cfg.visualizer.pop('name', None)
 
 
-def _existing_run(work_dir: str) -> str | None:
-    """The last checkpoint of an earlier run in ``work_dir``, if any."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            return f.read().strip() or marker
-    return None
+def _distributed_without_gpus(cfg: Config, launcher: str) -> None:
+    """mmengine's launchers assume GPUs: they call ``torch.cuda.set_device``
+    and give DDP device ids. Without GPUs (CPU runs, the 2-process test),
+    join the process group over gloo here and wrap without device ids."""
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher} needs GPUs; without them use tools/dist_train.sh (torchrun).')
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group('gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
@@ -174,12 +184,13 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
     check_data(cfg, splits=('train_dataloader', 'val_dataloader'))
-    earlier = _existing_run(cfg.work_dir)
+    earlier = latest_checkpoint(cfg.work_dir)
     if earlier and not resume:
         raise FileExistsError(
             f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
             'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
     cfg.launcher = launcher
+    _distributed_without_gpus(cfg, launcher)
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -187,13 +198,15 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config.')
         cfg.auto_scale_lr.enable = True
-    if resume is True:
-        cfg.resume, cfg.load_from = True, None
-    elif resume:
+    if isinstance(resume, str):
         cfg.resume, cfg.load_from = True, resume
+    elif resume and earlier:
+        # Named here, not found by mmengine, which trusts a marker that a kill can leave stale.
+        cfg.resume, cfg.load_from = True, earlier
+    use_atomic_local_writes()
+    crash_safe_hooks(cfg)
     _own_visualizer(cfg)
-    loaded = resume if isinstance(resume, str) else (earlier if resume else cfg.get('load_from'))
-    with safe_loading_errors(loaded or 'a checkpoint'):
+    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'):
         runner = Runner.from_cfg(cfg)
         runner.train()
     return runner
@@ -222,6 +235,7 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     cfg.launcher = launcher
+    _distributed_without_gpus(cfg, launcher)
     cfg.load_from = checkpoint
     if show_dir:
         _enable_visualization(cfg, show_dir)

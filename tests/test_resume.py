@@ -1,0 +1,163 @@
+"""A run killed with SIGKILL resumes and logs the losses an uninterrupted run
+logs; a kill while saving never leaves a corrupt latest checkpoint."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from efficientvit_dense.checkpointing import (MARKER, CrashSafeCheckpointHook, latest_checkpoint,
+                                              write_atomically)
+from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+from efficientvit_dense.demo import DEMOS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MAX_ITERS = 12
+DETERMINISTIC_RUN = [
+    f'train_cfg.max_iters={MAX_ITERS}', 'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=4',
+    'param_scheduler.0.end=4', 'param_scheduler.1.end=12', 'train_dataloader.batch_size=2',
+    # Every iteration's own loss, not a 10-iteration mean.
+    'default_hooks.logger.interval=1', 'log_processor.window_size=1',
+    'randomness.seed=0', 'randomness.deterministic=True']
+
+
+def _train_command(data, work_dir, *extra):
+    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMOS['detection'].config, '--work-dir', work_dir,
+            '--data-root', data, *extra, '--cfg-options', *DETERMINISTIC_RUN]
+
+
+def _logged_losses(work_dir):
+    """{iteration: loss} from every run logged in ``work_dir``."""
+    losses = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'loss' in record:
+                    losses[record['iter']] = record['loss']
+    return losses
+
+
+def _kill_after_iteration(command, work_dir, iteration, timeout=300):
+    """Start ``command`` and SIGKILL it (and its data workers) once it has
+    logged ``iteration``; returns the iterations logged by then."""
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if max(_logged_losses(work_dir), default=0) >= iteration:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return _logged_losses(work_dir)
+
+
+def test_a_killed_run_resumes_with_the_losses_of_an_uninterrupted_one(tmp_path):
+    data = str(tmp_path / 'data')
+    generate(data, SyntheticSpec(num_train=16, num_val=2, max_objects=3))
+    uninterrupted, killed = str(tmp_path / 'whole'), str(tmp_path / 'killed')
+    subprocess.run(_train_command(data, uninterrupted), cwd=ROOT, check=True, capture_output=True)
+    reference = _logged_losses(uninterrupted)
+    assert sorted(reference) == list(range(1, MAX_ITERS + 1))
+
+    before_kill = _kill_after_iteration(_train_command(data, killed), killed, iteration=6)
+    assert 6 <= max(before_kill) < MAX_ITERS, 'the run was not killed mid-training'
+    resumed_from = latest_checkpoint(killed)
+    assert resumed_from and osp.basename(resumed_from) in ('iter_4.pth', 'iter_8.pth')
+
+    result = subprocess.run(_train_command(data, killed, '--resume'), cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'Load checkpoint from {resumed_from}' in result.stdout + result.stderr
+    first_resumed = int(osp.basename(resumed_from)[5:-4]) + 1
+    after_resume = {i: loss for i, loss in _logged_losses(killed).items() if i >= first_resumed}
+    assert sorted(after_resume) == list(range(first_resumed, MAX_ITERS + 1))
+    for i, loss in after_resume.items():
+        assert loss == pytest.approx(reference[i], rel=1e-6, abs=1e-7), f'iteration {i}'
+    assert osp.isfile(osp.join(killed, f'iter_{MAX_ITERS}.pth'))
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    path = str(tmp_path / 'iter_4.pth')
+    write_atomically(b'old', path)
+
+    def killed_midway(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, 'replace', killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(b'new, only half written', path)
+    with open(path, 'rb') as f:
+        assert f.read() == b'old'
+    assert os.listdir(tmp_path) == ['iter_4.pth']  # no temporary file left behind
+
+
+def _save(path, value):
+    torch.save({'state_dict': {'w': torch.tensor(value)}}, path)
+
+
+def test_resume_skips_a_truncated_checkpoint_and_a_stale_marker(tmp_path):
+    _save(tmp_path / 'iter_4.pth', 4.0)
+    time.sleep(0.01)
+    _save(tmp_path / 'iter_8.pth', 8.0)
+    with open(tmp_path / 'iter_8.pth', 'r+b') as f:
+        f.truncate(100)  # what a kill during a non-atomic save leaves
+    (tmp_path / MARKER).write_text(str(tmp_path / 'iter_8.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    (tmp_path / MARKER).write_text('')  # a kill between truncating and writing the marker
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    (tmp_path / MARKER).write_text(str(tmp_path / 'iter_4.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    assert latest_checkpoint(str(tmp_path / 'nothing here')) is None
+
+
+class _Runner:
+    """What CheckpointHook reads from a runner, saving like mmengine."""
+
+    def __init__(self, work_dir, crash_on_save=None):
+        from mmengine.logging import MessageHub
+        self.work_dir, self.rank, self.iter, self.epoch = work_dir, 0, 0, 0
+        self.message_hub = MessageHub.get_instance('crash-safe-test')
+        self.crash_on_save = crash_on_save
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        if filename == self.crash_on_save:
+            raise KeyboardInterrupt  # killed while writing: the new file never appears
+        _save(osp.join(out_dir, filename), float(self.iter))
+
+
+def test_old_checkpoints_are_removed_only_after_the_new_one_is_saved(tmp_path):
+    from mmengine.fileio import get_file_backend
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=1)
+    hook.out_dir, hook.file_backend = str(tmp_path), get_file_backend(str(tmp_path))
+    hook.keep_ckpt_ids = deque(maxlen=1)  # what before_train sets up
+    runner = _Runner(str(tmp_path), crash_on_save='iter_3.pth')
+    for step in (1, 2):
+        runner.iter = step
+        hook._save_checkpoint_with_step(runner, step, meta={})
+    assert sorted(os.listdir(tmp_path)) == ['iter_2.pth', MARKER]
+    assert (tmp_path / MARKER).read_text() == str(tmp_path / 'iter_2.pth')
+    runner.iter = 3
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_checkpoint_with_step(runner, 3, meta={})
+    # mmengine's own hook deletes iter_2.pth before saving, which would leave nothing to resume from.
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+
+
+def test_train_configs_get_the_crash_safe_hook():
+    from efficientvit_dense.checkpointing import crash_safe_hooks
+    cfg = Config.fromfile(DEMOS['detection'].config)
+    crash_safe_hooks(cfg)
+    assert cfg.default_hooks.checkpoint.type == 'CrashSafeCheckpointHook'

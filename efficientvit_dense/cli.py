@@ -9,13 +9,14 @@ from typing import Callable
 from mmengine.config import DictAction
 
 from .complexity import UnknownModelError
+from .config_checks import ConfigError, without_build_prefixes
+from .data_checks import DataError, DataNotFoundError
 from .inference import UnsupportedConfigError
 from .models.weights import CheckpointError
-from .runner import DataNotFoundError
 
 # Errors a user can fix from the message alone: no traceback for these.
-USER_ERRORS = (DataNotFoundError, FileExistsError, FileNotFoundError, CheckpointError, UnsupportedConfigError,
-               UnknownModelError)
+USER_ERRORS = (DataNotFoundError, DataError, ConfigError, FileExistsError, FileNotFoundError, CheckpointError,
+               UnsupportedConfigError, UnknownModelError)
 
 
 def parser_for(doc: str) -> argparse.ArgumentParser:
@@ -43,4 +44,13 @@ def run(fn: Callable[[], object]) -> None:
     try:
         fn()
     except USER_ERRORS as err:
-        sys.exit(f'error: {err}')
+        sys.exit(f'error: {user_message(err)}')
+
+
+def user_message(err: Exception) -> str:
+    """The error's own words: without the classes mmengine was building, and
+    without the traceback a DataLoader worker wraps around it."""
+    message = str(err)
+    if 'Original Traceback' in message:
+        message = message.strip().splitlines()[-1].split(': ', 1)[-1]
+    return without_build_prefixes(message)

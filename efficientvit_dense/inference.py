@@ -7,7 +7,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from .models.weights import safe_loading_errors
+from .models.weights import check_fits, safe_loading_errors
 
 
 class UnsupportedConfigError(ValueError):
@@ -49,12 +49,14 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
 
         with safe_loading_errors(checkpoint):
             inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+        check_fits(inferencer.model, checkpoint)  # the inferencer only warns
         inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
     elif scope == 'mmseg':
         from mmseg.apis import MMSegInferencer
 
         with safe_loading_errors(checkpoint):
             inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+        check_fits(inferencer.model, checkpoint)
         inferencer(images, out_dir=out_dir, opacity=opacity)
     else:
         raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
@@ -77,6 +79,7 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
 
     with safe_loading_errors(checkpoint):
         inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
+    check_fits(inferencer.model, checkpoint)
     classes = inferencer.classes
     results = []
     for image, prediction in zip(images, inferencer(images)):

@@ -9,36 +9,15 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from .checkpointing import crash_safe_hooks, latest_checkpoint, use_atomic_local_writes
-from .models.weights import safe_loading_errors
+from .config_checks import check_top_level_keys, config_errors
+from .data_checks import DataNotFoundError, check_images_while_loading, check_inputs, iter_datasets
+from .models.weights import check_fits, safe_loading_errors
 
-DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EVALUATORS = ('val_evaluator', 'test_evaluator')
-DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
-
-# What users should find under data_root, per dataset class.
-EXPECTED_LAYOUTS = {
-    'CocoDataset': 'annotations/instances_{train,val}2017.json and images in train2017/ and val2017/',
-    'ADE20KDataset': 'images/{training,validation}/*.jpg and annotations/{training,validation}/*.png '
-                     '(the ADEChallengeData2016 release)',
-    'CityscapesDataset': 'leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/'
-                         '*_gtFine_labelTrainIds.png (made from the release by mmseg\'s '
-                         'tools/dataset_converters/cityscapes.py)',
-    'BaseSegDataset': 'the image and label-map folders named by data_prefix (img_path, seg_map_path)',
-    'CIFAR10': 'cifar-10-batches-py/ (the python version of the release; nothing is downloaded)',
-    'CIFAR100': 'cifar-100-python/ (the python version of the release; nothing is downloaded)',
-    'StanfordCars': 'car_ims/ and cars_annos.mat, or cars_{train,test}/ and devkit/',
-    'Flowers102': 'jpg/*.jpg, imagelabels.mat and setid.mat',
-    'OxfordIIITPet': 'images/*.jpg and annotations/{trainval,test}.txt',
-    'CustomDataset': 'one folder per class, <data_prefix>/<class>/<image>',
-}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """A dataset path in a config that does not exist."""
-
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
                 data_root: str | None = None) -> Config:
@@ -49,6 +28,7 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -82,26 +62,6 @@ def fill_classes_from_folders(cfg: Config) -> None:
             evaluator['topk'] = tuple(k for k in evaluator['topk'] if k <= len(classes)) or (1,)
 
 
-def _datasets(cfg: Config):
-    """(dataloader name, dataset cfg) for every dataset in the config,
-    looking inside wrappers such as RepeatDataset or ConcatDataset."""
-    for name in DATALOADERS:
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        stack = [loader.get('dataset')]
-        while stack:
-            dataset = stack.pop()
-            if isinstance(dataset, (list, tuple)):
-                stack.extend(dataset)
-            elif isinstance(dataset, dict):
-                inner = dataset.get('dataset', dataset.get('datasets'))
-                if inner is not None:
-                    stack.append(inner)
-                else:
-                    yield name, dataset
-
-
 def _evaluators(cfg: Config):
     for name in EVALUATORS:
         evaluator = cfg.get(name)
@@ -114,43 +74,16 @@ def set_data_root(cfg: Config, data_root: str) -> None:
     """Point every dataset, and every evaluator file under the old root, at
     ``data_root``."""
     data_root = data_root.rstrip('/') + '/'
-    old_roots = {ds.get('data_root') for _, ds in _datasets(cfg)} | {cfg.get('data_root')}
+    old_roots = {ds.get('data_root') for _, ds in iter_datasets(cfg)} | {cfg.get('data_root')}
     old_roots = {r.rstrip('/') + '/' for r in old_roots if r}
     cfg.data_root = data_root
-    for _, dataset in _datasets(cfg):
+    for _, dataset in iter_datasets(cfg):
         dataset['data_root'] = data_root
     for evaluator in _evaluators(cfg):
         ann_file = evaluator.get('ann_file')
         for old in old_roots:
             if isinstance(ann_file, str) and ann_file.startswith(old):
                 evaluator['ann_file'] = data_root + ann_file[len(old):]
-
-
-def check_data(cfg: Config, splits=DATALOADERS) -> None:
-    """Raise one clear :class:`DataNotFoundError` naming the first missing
-    dataset path, before anything heavy is built."""
-    for name, dataset in _datasets(cfg):
-        if name not in splits:
-            continue
-        root = dataset.get('data_root') or ''
-        paths = []
-        if dataset.get('ann_file'):
-            paths.append(('annotation file', osp.join(root, dataset['ann_file'])))
-        prefix = dataset.get('data_prefix') or {}
-        prefixes = prefix.items() if isinstance(prefix, dict) else [('image', prefix)]
-        for key, value in prefixes:
-            if value:
-                paths.append((f'{key} folder', osp.join(root, value)))
-        if root:
-            paths.insert(0, ('data root', root))
-        for what, path in paths:
-            if not osp.exists(path):
-                layout = EXPECTED_LAYOUTS.get(dataset.get('type', ''), 'the layout its dataset class documents')
-                raise DataNotFoundError(
-                    f'{name}: {what} not found: {path}\n'
-                    f'  {dataset.get("type", "The dataset")} expects under {root or "its data_root"}: {layout}.\n'
-                    f'  Put the data there (a symlink works), or pass --data-root PATH.\n'
-                    f'  {DEMO_HINT}')
 
 
 def _own_visualizer(cfg: Config) -> None:
@@ -183,14 +116,13 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
           launcher: str = 'none') -> Runner:
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
-    check_data(cfg, splits=('train_dataloader', 'val_dataloader'))
+    check_inputs(cfg, splits=('train_dataloader', 'val_dataloader'))
     earlier = latest_checkpoint(cfg.work_dir)
     if earlier and not resume:
         raise FileExistsError(
             f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
             'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
-    cfg.launcher = launcher
-    _distributed_without_gpus(cfg, launcher)
+    _prepare(cfg, launcher)
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -205,10 +137,30 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
         cfg.resume, cfg.load_from = True, earlier
     use_atomic_local_writes()
     crash_safe_hooks(cfg)
-    _own_visualizer(cfg)
+    # Fine-tuning (load_from without resume) may bring a head for other classes.
+    runner = _build(cfg, heads_may_differ=not cfg.get('resume'))
     with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'):
-        runner = Runner.from_cfg(cfg)
         runner.train()
+    return runner
+
+
+def _prepare(cfg: Config, launcher: str) -> None:
+    """What train and test both need before building the runner."""
+    cfg.launcher = launcher
+    _distributed_without_gpus(cfg, launcher)
+    check_images_while_loading(cfg)
+    cfg.custom_hooks = [*(cfg.get('custom_hooks') or []), ConfigDict(type='EmptySplitCheckHook')]
+    _own_visualizer(cfg)
+
+
+def _build(cfg: Config, heads_may_differ: bool = False) -> Runner:
+    """The runner, after checking that the checkpoint it will load fits the
+    model (mmengine would only warn)."""
+    with config_errors(cfg.filename or 'the config'):
+        runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from'):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_fits(model, cfg.load_from, heads_may_differ)
     return runner
 
 
@@ -231,11 +183,10 @@ def _enable_visualization(cfg: Config, show_dir: str) -> None:
 def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,
          launcher: str = 'none') -> dict:
     """Evaluate ``checkpoint`` on the test split; returns the metrics."""
-    check_data(cfg, splits=('test_dataloader',))
+    check_inputs(cfg, splits=('test_dataloader',))
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
-    cfg.launcher = launcher
-    _distributed_without_gpus(cfg, launcher)
+    _prepare(cfg, launcher)
     cfg.load_from = checkpoint
     if show_dir:
         _enable_visualization(cfg, show_dir)
@@ -246,7 +197,6 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    _own_visualizer(cfg)
+    runner = _build(cfg)
     with safe_loading_errors(checkpoint):
-        runner = Runner.from_cfg(cfg)
         return runner.test()

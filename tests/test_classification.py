@@ -62,7 +62,8 @@ import shutil  # noqa: E402
 
 from mmpretrain.structures import DataSample  # noqa: E402
 
-from efficientvit_dense.runner import DataNotFoundError, load_config, train  # noqa: E402
+from efficientvit_dense.data_checks import DataNotFoundError
+from efficientvit_dense.runner import load_config, train  # noqa: E402
 from efficientvit_dense.runner import test as evaluate  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

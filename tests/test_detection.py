@@ -10,7 +10,8 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from efficientvit_dense.models import EfficientViT, EfficientViTFPN
-from efficientvit_dense.runner import DataNotFoundError, load_config, train
+from efficientvit_dense.data_checks import DataNotFoundError
+from efficientvit_dense.runner import load_config, train
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DETECTION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_coco.py')) +

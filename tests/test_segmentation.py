@@ -16,7 +16,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from efficientvit_dense.models import EfficientViT, EfficientViTFPN
-from efficientvit_dense.runner import DataNotFoundError, load_config, train
+from efficientvit_dense.data_checks import DataNotFoundError
+from efficientvit_dense.runner import load_config, train
 from efficientvit_dense.runner import test as evaluate
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

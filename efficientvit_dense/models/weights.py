@@ -344,3 +344,26 @@ def convert_checkpoint(source: str, destination: str, drop_head: bool = False) -
     torch.save(dict(state_dict=state, meta=meta), tmp)
     os.replace(tmp, destination)  # never leave a half-written file under the final name
     return meta
+
+
+def check_fits(model: nn.Module, source: str, heads_may_differ: bool = False) -> None:
+    """Refuse a whole-model checkpoint (detector, segmentor or classifier,
+    as mmengine saves them) that does not fit ``model``. mmengine loads with
+    ``strict=False``, which only warns and leaves what did not fit random.
+    ``heads_may_differ``: fine-tuning on other classes, where only tensors
+    outside the backbone and neck may differ."""
+    state = extract_state_dict(read_checkpoint(source), prefix='')
+    model_state = model.state_dict()
+    shared = [k for k in state if k in model_state]
+    if not shared:
+        raise CheckpointError(
+            f'{source} holds none of this model\'s weights (file: {_short_list(list(state), 3) or "no tensors"}; '
+            f'model: {_short_list(list(model_state), 3)}). Use a checkpoint trained with this config; ImageNet '
+            'backbone weights go in model.backbone.init_cfg instead.')
+    body = ('backbone.', 'neck.')
+    mismatched = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}' for k in shared
+                  if state[k].shape != model_state[k].shape and not (heads_may_differ and not k.startswith(body))]
+    if mismatched:
+        raise CheckpointError(
+            f'{source} was trained for another model: {len(mismatched)} tensors have other shapes '
+            f'({_short_list(mismatched, 2)}). Use the config it was trained with (a copy is in its work dir).')

@@ -26,6 +26,8 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, SqueezeExcite
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...config_checks import ConfigError
+
 # Paper Table 1. Every model uses key_dim 16; the per-head value width is
 # embed_dim / num_heads, so that a head's output can feed the next head.
 ARCH_SETTINGS: dict[str, dict] = {
@@ -46,7 +48,7 @@ def resolve_arch(arch: str | dict) -> dict:
     if isinstance(arch, str):
         key = arch.lower()
         if key not in ARCH_SETTINGS:
-            raise ValueError(f'Unknown EfficientViT arch {arch!r}; choose one of '
+            raise ConfigError(f'Unknown EfficientViT arch {arch!r}; choose one of '
                              f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
                              "'embed_dims', 'depths', 'num_heads', 'kernels'.")
         return dict(ARCH_SETTINGS[key])

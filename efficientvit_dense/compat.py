@@ -89,7 +89,31 @@ def fix_mmseg_class_weighted_cross_entropy() -> None:
     cross_entropy_loss.cross_entropy = cross_entropy
 
 
+def name_empty_datasets() -> None:
+    """mmengine 0.10.7 packs a dataset's samples with ``np.concatenate``,
+    which stops an empty one (an empty folder, a file with no images, every
+    image filtered out) with "need at least one array to concatenate". Say
+    which dataset and where it looked instead."""
+    from mmengine.dataset import BaseDataset
+
+    original = BaseDataset._serialize_data
+    if getattr(original, 'names_empty_datasets', False):
+        return
+
+    def _serialize_data(self):
+        if not self.data_list:
+            from .data_checks import DataError
+            where = self.ann_file or self.data_prefix or self.data_root
+            raise DataError(f'{type(self).__name__} found no samples in {where} (after its filter_cfg, if any). '
+                            'Check the folder, the annotation file and the file suffixes.')
+        return original(self)
+
+    _serialize_data.names_empty_datasets = True
+    BaseDataset._serialize_data = _serialize_data
+
+
 def apply() -> None:
     allow_mmengine_checkpoints()
     restore_numpy_in1d()
     fix_mmseg_class_weighted_cross_entropy()
+    name_empty_datasets()

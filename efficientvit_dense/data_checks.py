@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os.path as osp
 
 from mmcv.transforms import LoadImageFromFile
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS, TRANSFORMS
+from mmengine.registry import TRANSFORMS
 
 from .config_checks import ConfigError
 
@@ -130,7 +130,7 @@ def read_coco(path: str) -> dict:
         with open(path, encoding='utf-8') as f:
             coco = json.load(f)
     except json.JSONDecodeError as err:
-        raise DataError(f'{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}). '
+        raise DataError(f'{path} is not valid JSON ({err.msg}: line {err.lineno}, column {err.colno}). '
                         'Is it the right file, and was it written completely?') from err
     except UnicodeDecodeError as err:
         raise DataError(f'{path} is not a JSON text file (it is binary). Point ann_file at the COCO '
@@ -176,7 +176,7 @@ def _check_image_files(split: str, dataset: dict, coco: dict, path: str, bad_ima
     shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
     if bad_images == 'skip' and split == 'train_dataloader':
         print_log(f'{path} names {len(missing)} images that do not exist ({shown}); training skips them.',
-                  logger='current', level='WARNING')
+                  logger='current', level=logging.WARNING)
         return
     hint = ("or set data_checks = dict(bad_images='skip') to train without them" if split == 'train_dataloader'
             else 'evaluation needs every image of the split')
@@ -235,7 +235,7 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
             reason = ('it does not exist' if isinstance(err, FileNotFoundError)
                       else 'it cannot be decoded as an image (truncated, or not an image)')
             if self.bad_images == 'skip':
-                print_log(f'Skipping {path}: {reason}.', logger='current', level='WARNING')
+                print_log(f'Skipping {path}: {reason}.', logger='current', level=logging.WARNING)
                 return None
             hint = ("or set data_checks = dict(bad_images='skip') to skip such images"
                     if self.split == 'train_dataloader' else 'evaluation needs every image of the split')
@@ -251,23 +251,3 @@ def check_images_while_loading(cfg) -> None:
             if isinstance(step, dict) and step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
                 step.update(type='CheckedLoadImageFromFile', split=split,
                             bad_images=bad_images if split == 'train_dataloader' else 'stop')
-
-
-@HOOKS.register_module()
-class EmptySplitCheckHook(Hook):
-    """Stops a run whose dataset came out empty (an empty folder, a file with
-    no images, every image filtered out) instead of letting it spin."""
-
-    def before_train(self, runner) -> None:
-        self._check(runner, 'train_dataloader', runner.train_dataloader)
-
-    def before_test(self, runner) -> None:
-        self._check(runner, 'test_dataloader', runner.test_dataloader)
-
-    @staticmethod
-    def _check(runner, split: str, dataloader) -> None:
-        dataset = dataloader.dataset
-        if len(dataset) == 0:
-            where = getattr(dataset, 'ann_file', '') or getattr(dataset, 'data_prefix', '') or 'its data_root'
-            raise DataError(f'{split}: {type(dataset).__name__} found no samples in {where} (after its '
-                            'filter_cfg, if any). Check the folder, the annotation file and the suffixes.')

@@ -149,7 +149,6 @@ def _prepare(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     _distributed_without_gpus(cfg, launcher)
     check_images_while_loading(cfg)
-    cfg.custom_hooks = [*(cfg.get('custom_hooks') or []), ConfigDict(type='EmptySplitCheckHook')]
     _own_visualizer(cfg)
 
 

@@ -59,3 +59,11 @@ def test_infer_writes_pictures_with_predictions(trained):
     written = infer(_cfg(tmp, 'infer'), str(tmp / 'run' / 'iter_2.pth'), [str(tmp / 'data' / 'val')],
                     str(tmp / 'vis'), score_thr=0.0)
     assert len(written) == TINY.num_val and all(osp.getsize(p) > 0 for p in written)
+
+
+def test_an_existing_predictions_file_is_never_overwritten(trained):
+    tmp, _ = trained
+    (tmp / 'mine.pkl').write_bytes(b'a user file')
+    with pytest.raises(FileExistsError, match='mine.pkl already exists'):
+        evaluate(_cfg(tmp, 'eval2'), str(tmp / 'run' / 'iter_2.pth'), out=str(tmp / 'mine.pkl'))
+    assert (tmp / 'mine.pkl').read_bytes() == b'a user file'

@@ -1,0 +1,218 @@
+"""Bad input stops with one message naming the file and what to do, or is
+skipped with a warning where the config asks for it (docs/faults.md)."""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS
+
+from efficientvit_dense.cli import user_message
+from efficientvit_dense.config_checks import ConfigError, check_top_level_keys
+from efficientvit_dense.data_checks import BadImageError, DataError, check_inputs
+from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+from efficientvit_dense.demo import DEMOS
+from efficientvit_dense.models.weights import CheckpointError, check_fits
+from efficientvit_dense.runner import load_config, train
+from efficientvit_dense.runner import test as evaluate
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_RUN = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1000, 'default_hooks.checkpoint.interval': 2,
+            'train_dataloader.batch_size': 4, 'val_dataloader.batch_size': 2,
+            'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+            'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False}
+
+
+@pytest.fixture(scope='module')
+def pristine(tmp_path_factory):
+    data = tmp_path_factory.mktemp('pristine') / 'data'
+    generate(str(data), SyntheticSpec(num_train=8, num_val=4, max_objects=3))
+    return data
+
+
+@pytest.fixture
+def data(pristine, tmp_path):
+    """A copy of the tiny detection dataset to break."""
+    return shutil.copytree(pristine, tmp_path / 'data')
+
+
+def _cfg(data, **options):
+    return load_config(DEMOS['detection'].config, {**TINY_RUN, **options}, work_dir=str(data.parent / 'run'),
+                       data_root=str(data))
+
+
+def _edit_annotations(data, split, edit):
+    path = data / 'annotations' / f'instances_{split}.json'
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_an_annotation_file_that_is_not_json_stops_before_training(data):
+    path = data / 'annotations' / 'instances_train.json'
+    path.write_text(path.read_text()[:500])  # cut off mid-write
+    with pytest.raises(DataError, match=rf'{path} is not valid JSON \(.*: line 1, column \d+\)'):
+        train(_cfg(data))
+    assert not (data.parent / 'run').exists()
+
+
+def test_a_json_file_that_is_not_coco_stops_before_training(data):
+    path = data / 'annotations' / 'instances_val.json'
+    path.write_text(json.dumps({'images': [], 'labels': []}))
+    with pytest.raises(DataError, match=rf"{path} is JSON but not COCO annotations: it has no 'annotations', "
+                                        r"'categories' list"):
+        train(_cfg(data))
+
+
+def test_an_image_named_in_the_annotations_that_does_not_exist_stops_naming_it(data):
+    image = data / 'train' / '000003.jpg'
+    os.remove(image)
+    with pytest.raises(DataError, match=rf'names 1 images that do not exist: {image}\. .*bad_images=.skip.'):
+        check_inputs(_cfg(data))
+    check_inputs(_cfg(data, data_checks=dict(bad_images='skip')))  # training may go on without it
+    os.remove(data / 'val' / os.listdir(data / 'val')[0])
+    with pytest.raises(DataError, match='val_dataloader: .* evaluation needs every image'):
+        check_inputs(_cfg(data, data_checks=dict(bad_images='skip')))
+
+
+def _break_images(data):
+    """One file that is not an image, one truncated JPEG."""
+    not_image, truncated = data / 'train' / '000001.jpg', data / 'train' / '000005.jpg'
+    not_image.write_text('this is not an image')
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    return not_image, truncated
+
+
+def test_an_unreadable_image_stops_the_run_with_one_line_naming_it(data):
+    not_image, truncated = _break_images(data)
+    command = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMOS['detection'].config, '--data-root',
+               str(data), '--work-dir', str(data.parent / 'run'), '--cfg-options',
+               *[f'{k}={v}' for k, v in TINY_RUN.items() if 'num_workers' not in k and 'persistent' not in k]]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: train_dataloader: cannot read ')  # raised in a data worker, told in one line
+    assert str(not_image) in last or str(truncated) in last
+    assert 'cannot be decoded as an image' in last and "bad_images='skip'" in last
+    assert 'Traceback' not in result.stderr
+
+
+def test_unreadable_images_are_skipped_with_a_warning_when_the_config_asks(data):
+    not_image, truncated = _break_images(data)
+    runner = train(_cfg(data, data_checks=dict(bad_images='skip')))
+    assert runner.iter == 2
+    log = open(runner.log_dir + f'/{runner.timestamp}.log').read()
+    assert f'Skipping {not_image}: it cannot be decoded' in log
+    assert f'Skipping {truncated}: it cannot be decoded' in log
+
+
+def test_validation_never_skips_an_unreadable_image(data):
+    from efficientvit_dense.data_checks import CheckedLoadImageFromFile
+    loader = CheckedLoadImageFromFile(bad_images='stop', split='val_dataloader')
+    (data / 'bad.jpg').write_text('nope')
+    with pytest.raises(BadImageError, match='val_dataloader: cannot read .*bad.jpg.*evaluation needs every image'):
+        loader(dict(img_path=str(data / 'bad.jpg')))
+
+
+def test_an_annotation_of_a_category_outside_the_classes_stops_unless_ignored(data):
+    def add_unknown(coco):
+        coco['categories'].append(dict(id=99, name='hexagon', supercategory='shape'))
+        coco['annotations'].append({**coco['annotations'][0], 'id': 10_000, 'category_id': 99})
+    path = _edit_annotations(data, 'train', add_unknown)
+    with pytest.raises(DataError, match=rf"{path}: 1 annotations have categories .* \(id 99 \(hexagon\): 1\); "
+                                        r"mmdet would drop them silently.*unknown_categories='ignore'"):
+        check_inputs(_cfg(data))
+    check_inputs(_cfg(data, data_checks=dict(unknown_categories='ignore')))
+
+
+def test_classes_missing_from_the_file_or_in_another_order_stop(data):
+    with pytest.raises(DataError, match=r"the config's classes \['hexagon'\] are not among the file's categories"):
+        check_inputs(_cfg(data, **{'train_dataloader.dataset.metainfo.classes': ['circle', 'hexagon']}))
+    with pytest.raises(DataError, match=r"another order .* Set metainfo.classes = \('circle', 'square'\)"):
+        check_inputs(_cfg(data, **{'train_dataloader.dataset.metainfo.classes': ['square', 'circle'],
+                                   'data_checks': dict(unknown_categories='ignore')}))
+
+
+def test_an_empty_split_stops_instead_of_spinning(data):
+    _edit_annotations(data, 'train', lambda coco: coco.update(images=[], annotations=[]))
+    with pytest.raises(DataError, match=r'CocoDataset found no samples in .*instances_train.json'):
+        train(_cfg(data))
+
+
+def test_an_unknown_data_checks_option_is_named(data):
+    with pytest.raises(ConfigError, match=r"data_checks.bad_images must be one of \('stop', 'skip'\), not 'drop'"):
+        check_inputs(_cfg(data, data_checks=dict(bad_images='drop')))
+
+
+@pytest.fixture(scope='module')
+def m0_detector_checkpoint(tmp_path_factory):
+    """A checkpoint of the M0 demo detector, as mmengine saves one."""
+    cfg = Config.fromfile(DEMOS['detection'].config)
+    import mmdet.models  # noqa: F401  (registers the detector)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    path = tmp_path_factory.mktemp('ckpt') / 'iter_2.pth'
+    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(data, m0_detector_checkpoint):
+    cfg = _cfg(data, **{'model.backbone.arch': 'm1', 'model.neck.in_channels': [128, 144, 192]})
+    with pytest.raises(CheckpointError, match=rf'{m0_detector_checkpoint} was trained for another model: '
+                                              r'\d+ tensors have other shapes \(backbone\.'):
+        evaluate(cfg, m0_detector_checkpoint)
+
+
+@pytest.mark.parametrize('content', [b'not a checkpoint at all\n', b'{"state_dict": {}}'])
+def test_a_file_that_is_not_a_checkpoint_is_refused(data, tmp_path, content):
+    path = tmp_path / 'weights.pth'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf'{path} is not a (readable )?PyTorch checkpoint'):
+        evaluate(_cfg(data), str(path))
+
+
+def test_a_checkpoint_without_this_models_weights_is_refused(data, tmp_path):
+    path = tmp_path / 'backbone_only.pth'
+    torch.save({'stages.0.blocks.0.dw0.m.conv.weight': torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match=r"holds none of this model's weights .* model.backbone.init_cfg"):
+        evaluate(_cfg(data), str(path))
+
+
+def test_fine_tuning_may_bring_another_head_but_not_another_backbone(tmp_path):
+    model = nn.ModuleDict(dict(backbone=nn.Linear(4, 4), bbox_head=nn.Linear(4, 3)))
+    other_head = {'backbone.weight': torch.zeros(4, 4), 'bbox_head.weight': torch.zeros(80, 4)}
+    torch.save({'state_dict': other_head}, tmp_path / 'coco.pth')
+    check_fits(model, str(tmp_path / 'coco.pth'), heads_may_differ=True)
+    with pytest.raises(CheckpointError, match='bbox_head.weight: file \\(80, 4\\) vs model \\(3, 4\\)'):
+        check_fits(model, str(tmp_path / 'coco.pth'))
+    torch.save({'state_dict': {'backbone.weight': torch.zeros(8, 4)}}, tmp_path / 'other.pth')
+    with pytest.raises(CheckpointError, match='backbone.weight'):
+        check_fits(model, str(tmp_path / 'other.pth'), heads_may_differ=True)
+
+
+def test_an_unknown_arch_is_named_in_one_line(data):
+    with pytest.raises(ConfigError) as err:
+        train(_cfg(data, **{'model.backbone.arch': 'm9'}))
+    assert user_message(err.value).startswith("Unknown EfficientViT arch 'm9'; choose one of ['m0',")
+
+
+def test_a_misspelt_key_is_named(data):
+    with pytest.raises(ConfigError, match=r"unknown key 'trian_cfg', did you mean 'train_cfg'\?"):
+        _cfg(data, **{'trian_cfg.max_iters': 2})
+    with pytest.raises(ConfigError, match=r"EfficientViT has no option 'archh'; check its spelling"):
+        train(_cfg(data, **{'model.backbone.archh': 'm0'}))
+
+
+@pytest.mark.parametrize('config', sorted(
+    osp.relpath(os.path.join(d, f), ROOT) for d, _, fs in os.walk(osp.join(ROOT, 'configs'))
+    for f in fs if f.endswith('.py') and '_base_' not in d))
+def test_no_shipped_config_looks_misspelt(config):
+    check_top_level_keys(Config.fromfile(osp.join(ROOT, config)), config)

@@ -242,12 +242,26 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
             raise BadImageError(f'{self.split}: cannot read {path}: {reason}. Replace or remove it, {hint}.') from err
 
 
+def _image_loaders(cfg, types):
+    for split, dataset in iter_datasets(cfg):
+        for step in dataset.get('pipeline') or []:
+            if isinstance(step, dict) and step.get('type') in types:
+                yield split, step
+
+
 def check_images_while_loading(cfg) -> None:
     """Give every dataset pipeline the checked image loader; only training
     may skip."""
     bad_images = data_check_options(cfg)['bad_images']
-    for split, dataset in iter_datasets(cfg):
-        for step in dataset.get('pipeline') or []:
-            if isinstance(step, dict) and step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
-                step.update(type='CheckedLoadImageFromFile', split=split,
-                            bad_images=bad_images if split == 'train_dataloader' else 'stop')
+    for split, step in _image_loaders(cfg, ('LoadImageFromFile', 'mmcv.LoadImageFromFile')):
+        step.update(type='CheckedLoadImageFromFile', split=split,
+                    bad_images=bad_images if split == 'train_dataloader' else 'stop')
+
+
+def plain_image_loading(cfg) -> None:
+    """Undo :func:`check_images_while_loading` in a config a run saved: the
+    toolboxes' inferencers find the image loader by mmcv's name."""
+    for _, step in _image_loaders(cfg, ('CheckedLoadImageFromFile',)):
+        step['type'] = 'LoadImageFromFile'
+        step.pop('split', None)
+        step.pop('bad_images', None)

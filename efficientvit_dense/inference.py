@@ -7,6 +7,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .data_checks import plain_image_loading
 from .models.weights import check_fits, safe_loading_errors
 
 
@@ -43,6 +44,7 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     images = list_images(inputs)
+    plain_image_loading(cfg)
     scope = cfg.get('default_scope')
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
@@ -75,6 +77,7 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
         raise UnsupportedConfigError(f'classify() needs a classification (mmpretrain) config; '
                                      f'this config is for {cfg.get("default_scope")}.')
     images = list_images(inputs)
+    plain_image_loading(cfg)
     from mmpretrain.apis import ImageClassificationInferencer
 
     with safe_loading_errors(checkpoint):

@@ -54,10 +54,13 @@ def test_an_earlier_run_is_never_overwritten(trained):
         train(_cfg(tmp))
 
 
-def test_infer_writes_pictures_with_predictions(trained):
+@pytest.mark.parametrize('config', ['shipped', 'saved by the run'])
+def test_infer_writes_pictures_with_predictions(trained, config):
     tmp, _ = trained
-    written = infer(_cfg(tmp, 'infer'), str(tmp / 'run' / 'iter_2.pth'), [str(tmp / 'data' / 'val')],
-                    str(tmp / 'vis'), score_thr=0.0)
+    cfg = (_cfg(tmp, 'infer') if config == 'shipped' else
+           load_config(str(tmp / 'run' / osp.basename(DEMOS['detection'].config)), work_dir=str(tmp / 'infer')))
+    out = tmp / f'vis {config}'
+    written = infer(cfg, str(tmp / 'run' / 'iter_2.pth'), [str(tmp / 'data' / 'val')], str(out), score_thr=0.0)
     assert len(written) == TINY.num_val and all(osp.getsize(p) > 0 for p in written)
 
 

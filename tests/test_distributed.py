@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import socket
 import subprocess
+import sys
 
 from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
 from efficientvit_dense.demo import DEMOS
@@ -28,7 +29,7 @@ def test_two_processes_train_the_detection_demo_and_write_one_checkpoint(tmp_pat
          'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
          'val_dataloader.batch_size=1', 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False'],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, 'MASTER_PORT': str(_free_port())})
+        env={**os.environ, 'MASTER_PORT': str(_free_port()), 'PYTHON': sys.executable})
     assert result.returncode == 0, result.stderr[-3000:]  # torchrun fails if either rank does
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_2.pth']
     log = open(glob.glob(str(work_dir / '*' / '*.log'))[0]).read()

@@ -5,10 +5,13 @@ same run (a ratio) rather than against numbers from another day.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -63,3 +66,263 @@ def predict_images_per_second(model: nn.Module, dataloader, num_batches: int = 5
         seconds += elapsed
         images += len(batch['inputs'])
     return images / seconds
+
+
+# --------------------------------------------------------------------------
+# What tools/benchmark.py measures: a model, in some modes, on some device.
+
+MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'onnxruntime')  # none of them: eager
+MODE_HELP = {
+    'deploy': 'BatchNorm folded into the convolutions and linears (same outputs in eval mode)',
+    'channels_last': 'NHWC memory format for weights and input',
+    'compile': 'torch.compile (inductor)',
+    'fp16': 'float16 autocast (GPU)',
+    'bf16': 'bfloat16 autocast (GPU)',
+    'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
+}
+
+
+class BenchmarkError(ValueError):
+    """A model or a combination of modes the benchmark cannot time."""
+
+
+def check_modes(modes, device: torch.device | str, predict_path: bool = False) -> list[str]:
+    modes = sorted(set(modes), key=MODES.index) if all(m in MODES for m in modes) else None
+    if modes is None:
+        raise BenchmarkError(f'Modes are {", ".join(MODES)} (none: eager).')
+    if 'fp16' in modes and 'bf16' in modes:
+        raise BenchmarkError('Choose one of fp16 and bf16.')
+    if {'fp16', 'bf16'} & set(modes) and torch.device(device).type != 'cuda':
+        raise BenchmarkError('fp16/bf16 autocast is for GPUs; on a CPU, time float32.')
+    if 'onnxruntime' in modes:
+        if predict_path:
+            raise BenchmarkError('onnxruntime times backbones and classifiers; export a detector with '
+                                 'tools/export_onnx.py instead.')
+        if set(modes) - {'onnxruntime', 'deploy'}:
+            raise BenchmarkError('onnxruntime combines with deploy only.')
+    return modes
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """The deploy form of any model, in place: this project's Conv-BN and
+    BN-Linear pairs folded (:func:`fuse_batchnorm`), then every other
+    convolution followed by a BatchNorm (ResNets, necks) by mmcv's
+    ``fuse_conv_bn``."""
+    from mmcv.cnn import fuse_conv_bn
+
+    from .models.backbones.efficientvit import fuse_batchnorm
+    return fuse_conv_bn(fuse_batchnorm(model.eval()))
+
+
+def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.Tensor,
+            work_dir: str = '.') -> Callable[[torch.Tensor], object]:
+    """``model`` (eval mode, on ``device``) in ``modes``, as a function of an
+    input batch."""
+    model = model.eval().to(device)
+    if 'deploy' in modes:
+        model = deploy(model)
+    if 'onnxruntime' in modes:
+        from .export import onnx_runtime_session, export_onnx
+        path = export_onnx(model, example, os.path.join(work_dir, 'benchmark.onnx'), overwrite=True)
+        session = onnx_runtime_session(path, device)
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x.cpu().numpy()})
+    if 'channels_last' in modes:
+        model = model.to(memory_format=torch.channels_last)
+    if 'compile' in modes:
+        model = torch.compile(model, dynamic=False)
+    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(next((m for m in modes if 'f16' in m), ''))
+    memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
+
+    @torch.no_grad()
+    def run(x):
+        x = x.to(memory_format=memory_format)
+        if dtype is None:
+            return model(x)
+        with torch.autocast(torch.device(device).type, dtype=dtype):
+            return model(x)
+
+    return run
+
+
+def throughput_and_latency(fn: Callable, make_input: Callable[[int], object], batch_size: int,
+                           device: torch.device | str, warmup: int = 3, repeats: int = 10) -> dict:
+    """Images/s of ``fn(make_input(batch_size))`` (median over repeats) and
+    batch-1 latency (median and 90th percentile, ms), after ``warmup`` calls."""
+    batch, single = make_input(batch_size), make_input(1)
+    batch_times = time_calls(lambda: fn(batch), warmup, repeats, device)
+    single_times = sorted(time_calls(lambda: fn(single), warmup, max(repeats, 10), device))
+    return dict(images_per_s=batch_size / statistics.median(batch_times),
+                latency_ms_median=1e3 * statistics.median(single_times),
+                latency_ms_p90=1e3 * single_times[min(len(single_times) - 1, round(0.9 * (len(single_times) - 1)))])
+
+
+def environment(device: torch.device | str) -> dict:
+    """Where a figure was measured: the device, threads and versions."""
+    import importlib.metadata
+    import platform
+
+    device = torch.device(device)
+    if device.type == 'cuda':
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open('/proc/cpuinfo') as f:
+                name = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), name)
+        except OSError:
+            pass
+    versions = {}
+    for package in ('torch', 'torchvision', 'timm', 'mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain',
+                    'onnxruntime'):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return dict(device=f'{device.type}: {name}', threads=torch.get_num_threads(),
+                python=platform.python_version(), versions=versions)
+
+
+# --------------------------------------------------------------------------
+# Targets: an arch, a peer backbone, or a config's whole predict path.
+
+
+def stage_windows(size: tuple[int, int], window: int = 7) -> tuple[int, ...]:
+    """Each stage's window clamped to its map (as timm's ImageNet models do):
+    (7, 7, 4) at 224, 7 everywhere at detection sizes."""
+    sides = [(min(size) + 15) // 16]
+    for _ in range(2):
+        sides.append((sides[-1] + 1) // 2)
+    return tuple(min(window, side) for side in sides)
+
+
+class _Features(nn.Module):
+    """A classifier's feature extractor, for peers timed as backbones."""
+
+    def __init__(self, forward):
+        super().__init__()
+        self.owner, self.forward_features = forward.__self__, forward
+
+    def forward(self, x):
+        return self.forward_features(x)
+
+
+def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
+    """An arch ('m0'..'m5': this project's backbone), 'timm:NAME' (timm's
+    ``forward_features``) or 'torchvision:NAME' (its ``features``), with
+    random weights. Returns the module and what is timed."""
+    from .models.backbones.efficientvit import ARCH_SETTINGS, EfficientViT
+    if spec in ARCH_SETTINGS:
+        windows = stage_windows(size)
+        return EfficientViT(spec, window_size=windows), f'backbone forward (windows {windows})'
+    library, _, name = spec.partition(':')
+    if library == 'timm':
+        import timm
+        model = timm.create_model(name, pretrained=False)
+        return _Features(model.forward_features), 'forward_features'
+    if library == 'torchvision':
+        import torchvision
+        return torchvision.models.get_model(name, weights=None).features, 'features'
+    raise BenchmarkError(f'{spec!r}: expected an arch ({", ".join(ARCH_SETTINGS)}), timm:NAME, torchvision:NAME '
+                         'or a config file.')
+
+
+def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[list], object], str]:
+    """A function running a config's whole predict path on a list of images
+    (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
+    then ``test_step`` (normalise, pad, forward, post-processing such as
+    NMS), in ``modes``. Random weights without ``checkpoint``."""
+    from .data_checks import plain_image_loading
+    plain_image_loading(cfg)
+    from mmengine.registry import DefaultScope
+    scope = cfg.get('default_scope')
+    # The scope a previous inferencer left current would resolve this one's transforms.
+    in_scope = lambda: DefaultScope.overwrite_default_scope(scope)  # noqa: E731
+    with in_scope():
+        if scope == 'mmdet':
+            from mmdet.apis import DetInferencer
+            inferencer = DetInferencer(model=cfg, weights=checkpoint, device=str(device), show_progress=False)
+        elif scope == 'mmseg':
+            from mmseg.apis import MMSegInferencer
+            inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=str(device))
+        elif scope == 'mmpretrain':
+            from mmpretrain.apis import ImageClassificationInferencer
+            inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint or False,
+                                                       device=str(device))
+        else:
+            raise BenchmarkError(f'No predict path for default_scope {scope!r}.')
+    model = inferencer.model.eval()
+    if 'deploy' in modes:
+        deploy(model)
+    if 'channels_last' in modes:
+        model.to(memory_format=torch.channels_last)
+    if 'compile' in modes:  # the network; post-processing stays eager (data-dependent shapes)
+        for part in ('backbone', 'neck'):
+            if getattr(model, part, None) is not None:
+                setattr(model, part, torch.compile(getattr(model, part), dynamic=False))
+    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(next((m for m in modes if 'f16' in m), ''))
+
+    autocast = (contextlib.nullcontext() if dtype is None
+                else torch.autocast(torch.device(device).type, dtype=dtype))
+
+    @torch.no_grad()
+    def run(images):
+        with in_scope():
+            item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
+            data = item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
+            with autocast:
+                return model.test_step(data)
+
+    return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'
+
+
+def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), device='cpu',
+              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.') -> dict:
+    """Throughput and latency of one target (see :func:`build_backbone`, or
+    a config file) in ``modes``; a JSON-ready record."""
+    is_config = spec.endswith('.py')
+    modes = check_modes(modes, device, predict_path=is_config)
+    if is_config:
+        from .runner import load_config
+        run, what = predict_path(load_config(spec, work_dir=work_dir), checkpoint, modes, device)
+        images = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(batch_size)]
+        make_input = lambda n: images[:n]  # noqa: E731
+    else:
+        model, what = build_backbone(spec, size)
+        run = prepare(model, modes, device, torch.randn(1, 3, *size), work_dir)
+        make_input = lambda n: torch.randn(n, 3, *size, device=device)  # noqa: E731
+    figures = throughput_and_latency(run, make_input, batch_size, device, warmup, repeats)
+    return dict(model=spec, what=what, modes=list(modes) or ['eager'], input_size=list(size),
+                batch_size=batch_size, warmup=warmup, repeats=repeats, checkpoint=checkpoint,
+                **figures, **environment(device))
+
+
+def format_table(records: list[dict]) -> str:
+    """One line per record, with each model's ratio to the first."""
+    first = records[0]
+    lines = [f'{first["device"]}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
+             f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
+             f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls',
+             f'{"model":<44} {"modes":<22} {"images/s":>9} {"first÷":>6} {"lat. median":>11} {"p90 ms":>7}  timed']
+    for r in records:
+        lines.append(f'{r["model"][-44:]:<44} {"+".join(r["modes"]):<22} {r["images_per_s"]:>9.2f} '
+                     f'{first["images_per_s"] / r["images_per_s"]:>5.2f}x {r["latency_ms_median"]:>8.1f} ms '
+                     f'{r["latency_ms_p90"]:>7.1f}  {r["what"]}')
+    return '\n'.join(lines)
+
+
+def save_records(records: list[dict], work_dir: str) -> str:
+    """Write ``records`` to a new ``benchmark_<time>.json`` in ``work_dir``
+    (what tools/report.py reads); never replaces a file."""
+    import json
+    os.makedirs(work_dir, exist_ok=True)
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    for suffix in ('', *(f'_{i}' for i in range(1, 100))):
+        path = os.path.join(work_dir, f'benchmark_{stamp}{suffix}.json')
+        try:
+            with open(path, 'x') as f:
+                json.dump(records, f, indent=1)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'Too many benchmark files named benchmark_{stamp}* in {work_dir}.')

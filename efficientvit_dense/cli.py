@@ -8,6 +8,7 @@ from typing import Callable
 
 from mmengine.config import DictAction
 
+from .benchmark import BenchmarkError
 from .complexity import UnknownModelError
 from .config_checks import ConfigError, without_build_prefixes
 from .data_checks import DataError, DataNotFoundError
@@ -16,7 +17,7 @@ from .models.weights import CheckpointError
 
 # Errors a user can fix from the message alone: no traceback for these.
 USER_ERRORS = (DataNotFoundError, DataError, ConfigError, FileExistsError, FileNotFoundError, CheckpointError,
-               UnsupportedConfigError, UnknownModelError)
+               UnsupportedConfigError, UnknownModelError, BenchmarkError)
 
 
 def parser_for(doc: str) -> argparse.ArgumentParser:

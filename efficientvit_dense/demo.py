@@ -8,7 +8,7 @@ import os.path as osp
 import time
 from dataclasses import dataclass
 
-from .benchmark import predict_images_per_second
+from .benchmark import environment, predict_images_per_second, save_records
 from .datasets.synthetic import SyntheticSpec, generate
 from .runner import load_config, train
 
@@ -62,10 +62,16 @@ def run_demo(task: str = 'detection', work_dir: str | None = None, data_root: st
     runner = train(cfg, resume=True)
     metrics = runner.test()
     images_per_s = predict_images_per_second(runner.model, runner.test_dataloader)
+    device = next(runner.model.parameters()).device
+    input_size = list(next(iter(runner.test_dataloader))['inputs'][0].shape[-2:])
+    save_records([dict(model=osp.relpath(demo.config, REPO_ROOT), what=f'predict path ({demo.timed}), files '
+                       'loaded beforehand', modes=['eager'], input_size=input_size,
+                       batch_size=cfg.test_dataloader.batch_size, images_per_s=images_per_s,
+                       **environment(device))], work_dir)
     per_class = {key[len('IoU.'):]: value for key, value in metrics.items() if key.startswith('IoU.')}
     return dict(task=task, metrics={name: metrics[key] for name, key in demo.metric_keys}, per_class=per_class,
                 images_per_s=images_per_s, wall_s=time.perf_counter() - start,
-                batch_size=cfg.test_dataloader.batch_size, device=str(next(runner.model.parameters()).device),
+                batch_size=cfg.test_dataloader.batch_size, device=str(device),
                 work_dir=work_dir)
 
 

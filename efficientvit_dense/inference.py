@@ -6,6 +6,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from .data_checks import plain_image_loading
 from .models.weights import check_fits, safe_loading_errors
@@ -49,17 +50,19 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
 
-        with safe_loading_errors(checkpoint):
+        with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope(scope):
             inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
         check_fits(inferencer.model, checkpoint)  # the inferencer only warns
-        inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
+        with DefaultScope.overwrite_default_scope(scope):
+            inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
     elif scope == 'mmseg':
         from mmseg.apis import MMSegInferencer
 
-        with safe_loading_errors(checkpoint):
+        with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope(scope):
             inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
         check_fits(inferencer.model, checkpoint)
-        inferencer(images, out_dir=out_dir, opacity=opacity)
+        with DefaultScope.overwrite_default_scope(scope):
+            inferencer(images, out_dir=out_dir, opacity=opacity)
     else:
         raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
                                      f'config; this config is for {scope} (classifiers: use classify()).')
@@ -80,12 +83,14 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
     plain_image_loading(cfg)
     from mmpretrain.apis import ImageClassificationInferencer
 
-    with safe_loading_errors(checkpoint):
+    # Inferencers build their pipelines in the current scope, which an earlier one may have left set.
+    with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope('mmpretrain'):
         inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
-    check_fits(inferencer.model, checkpoint)
+        check_fits(inferencer.model, checkpoint)
+        predictions = inferencer(images)
     classes = inferencer.classes
     results = []
-    for image, prediction in zip(images, inferencer(images)):
+    for image, prediction in zip(images, predictions):
         scores = prediction['pred_scores']
         best = scores.argsort()[::-1][:topk]
         results.append((image, [(classes[i] if classes else str(i), float(scores[i])) for i in best]))

@@ -19,12 +19,26 @@ from .models.weights import check_fits, safe_loading_errors
 
 EVALUATORS = ('val_evaluator', 'test_evaluator')
 
+def resolve_config_path(path: str) -> str:
+    """A config file, or a toolbox's own config named as in ``_base_``
+    (``mmdet::retinanet/retinanet_r50_fpn_1x_coco.py``), e.g. a peer to compare with."""
+    if '::' in path:
+        from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
+        package, relative = _get_package_and_cfg_path(path)
+        try:
+            path = _get_external_cfg_base_path(package, relative)
+        except (FileNotFoundError, ModuleNotFoundError) as err:
+            raise FileNotFoundError(f'Config not found: {path} ({err}).') from err
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file not found: {path}')
+    return path
+
+
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
                 data_root: str | None = None) -> Config:
     """Read a config, apply ``--cfg-options``, pick the work dir (default
     ``work_dirs/<config name>``) and move the data root if asked."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Config file not found: {path}')
+    path = resolve_config_path(path)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -174,6 +174,10 @@ def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_p
     result = run_demo('classification', str(tmp_path / 'run'), str(synthetic), dict(TINY_RUN), spec)
     assert 0.0 <= result['metrics']['top-1'] <= 100.0 and result['images_per_s'] > 0
     assert 'top-1' in format_report(result)
+    from efficientvit_dense.report import collect
+    (row,) = collect([str(tmp_path / 'run')])  # tools/report.py reads what the demo leaves
+    assert row['metric'] == 'top-1' and row['value'] == pytest.approx(result['metrics']['top-1'])
+    assert row['speed']['images_per_s'] == pytest.approx(result['images_per_s'])
 
     cfg = load_config(DEMOS['classification'].config, dict(TINY_RUN), data_root=str(synthetic))
     images = sorted(glob.glob(str(synthetic / 'classification' / 'val' / 'ring' / '*.png')))[:2]

@@ -1,0 +1,102 @@
+"""Accuracy against throughput, from work dirs: the last evaluation each
+run logged (box/mask AP, mIoU, top-1) and the benchmark records saved next
+to it (tools/benchmark.py --work-dir, or the demos' own), as a markdown
+table and a PNG plot with one labelled point per model.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import os.path as osp
+
+# Metric keys as mmdet, mmseg and mmpretrain log them -> (label, factor to percent).
+ACCURACY_KEYS = {'coco/bbox_mAP': ('box AP', 100.0), 'coco/segm_mAP': ('mask AP', 100.0),
+                 'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
+SETTINGS = ('device', 'threads', 'input_size', 'batch_size', 'modes')
+
+
+def last_accuracy(work_dir: str) -> tuple[str, float] | None:
+    """The last accuracy logged under ``work_dir`` (newest log first)."""
+    logs = sorted(glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True), key=osp.getmtime)
+    found = None
+    for path in logs:
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                for key, (label, factor) in ACCURACY_KEYS.items():
+                    if isinstance(record.get(key), (int, float)):
+                        found = (label, record[key] * factor)
+                        break
+    return found
+
+
+def last_benchmark(work_dir: str) -> dict | None:
+    """The first record of the newest benchmark JSON in ``work_dir``."""
+    files = sorted(glob.glob(osp.join(work_dir, 'benchmark*.json')), key=osp.getmtime)
+    if not files:
+        return None
+    with open(files[-1]) as f:
+        records = json.load(f)
+    return records[0] if isinstance(records, list) else records
+
+
+def collect(work_dirs: list[str]) -> list[dict]:
+    rows = []
+    for work_dir in work_dirs:
+        accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
+        if accuracy is None and speed is None:
+            continue
+        rows.append(dict(name=osp.basename(osp.normpath(work_dir)), work_dir=work_dir,
+                         metric=accuracy[0] if accuracy else None, value=accuracy[1] if accuracy else None,
+                         speed=speed))
+    return rows
+
+
+def _settings(speed: dict | None) -> tuple | None:
+    return None if speed is None else tuple(str(speed.get(key)) for key in SETTINGS)
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """The table; rows measured under other settings than the first timed
+    row are marked, so unlike figures are not read as like."""
+    reference = next((_settings(r['speed']) for r in rows if r['speed']), None)
+    lines = ['| model | accuracy | images/s | batch | input | device | threads | mode | timed |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for row in rows:
+        accuracy = f'{row["metric"]} {row["value"]:.2f}' if row['metric'] else '—'
+        s = row['speed']
+        if s is None:
+            lines.append(f'| {row["name"]} | {accuracy} | not measured | | | | | | |')
+            continue
+        mark = ' †' if _settings(s) != reference else ''
+        size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
+        lines.append(f'| {row["name"]} | {accuracy} | {s["images_per_s"]:.1f}{mark} | {s.get("batch_size")} | '
+                     f'{size} | {s.get("device")} | {s.get("threads")} | {"+".join(s.get("modes") or [])} | '
+                     f'{s.get("what", "")} |')
+    if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
+        lines.append('\n† measured with other settings (device, threads, input, batch or mode) than the first row.')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows: list[dict], path: str) -> str:
+    """Accuracy against images/s, one labelled point per model with both."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r['speed'] and r['metric']]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for row in points:
+        ax.scatter(row['speed']['images_per_s'], row['value'])
+        ax.annotate(row['name'], (row['speed']['images_per_s'], row['value']), textcoords='offset points',
+                    xytext=(4, 4), fontsize=8)
+    metrics = sorted({r['metric'] for r in points})
+    ax.set_xlabel('images/s (see the table for device, batch and input)')
+    ax.set_ylabel(' / '.join(metrics) or 'accuracy')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

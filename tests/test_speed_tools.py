@@ -1,0 +1,131 @@
+"""Plumbing of the speed tools on tiny inputs: benchmark records, ONNX
+export round trips, deploy mode keeps outputs. No test asserts a speed."""
+import copy
+import json
+import math
+import os
+import runpy
+
+import pytest
+import torch
+
+from efficientvit_dense.benchmark import BenchmarkError, benchmark, check_modes, deploy, stage_windows
+from efficientvit_dense.complexity import build_config_model
+from efficientvit_dense.demo import DEMOS
+from efficientvit_dense.export import TensorOutputs, export_onnx, max_difference_to_pytorch
+from efficientvit_dense.runner import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(size=(64, 64), batch_size=2, warmup=1, repeats=2)
+
+
+def _sane(record, what):
+    assert record['images_per_s'] > 0 and math.isfinite(record['images_per_s'])
+    assert 0 < record['latency_ms_median'] <= record['latency_ms_p90']
+    assert what in record['what']
+    assert record['threads'] == torch.get_num_threads() and record['device'].startswith('cpu')
+    assert {'torch', 'mmengine', 'mmcv', 'timm'} <= set(record['versions'])
+    json.dumps(record)  # what the tool saves
+
+
+@pytest.mark.parametrize('spec, modes, what', [
+    ('m0', [], 'backbone forward'), ('m0', ['deploy', 'channels_last'], 'backbone forward'),
+    ('m0', ['deploy', 'onnxruntime'], 'backbone forward'), ('timm:efficientvit_m0', [], 'forward_features'),
+    ('torchvision:mobilenet_v3_large', ['deploy'], 'features')])
+def test_a_backbone_benchmark_gives_a_sane_record(spec, modes, what, tmp_path):
+    record = benchmark(spec, modes=modes, work_dir=str(tmp_path), **TINY)
+    _sane(record, what)
+    assert record['modes'] == (modes or ['eager']) and record['input_size'] == [64, 64]
+
+
+@pytest.mark.parametrize('task', ['detection', 'segmentation', 'classification'])
+def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
+    record = benchmark(DEMOS[task].config, modes=['deploy'], work_dir=str(tmp_path / 'run'), **TINY)
+    _sane(record, 'predict path: preprocessing, normalisation and padding, forward, post-processing')
+
+
+def test_modes_that_cannot_be_combined_are_refused():
+    with pytest.raises(BenchmarkError, match='for GPUs'):
+        check_modes(['fp16'], 'cpu')
+    with pytest.raises(BenchmarkError, match='combines with deploy only'):
+        check_modes(['onnxruntime', 'compile'], 'cpu')
+    with pytest.raises(BenchmarkError, match='export a detector with tools/export_onnx.py'):
+        check_modes(['onnxruntime'], 'cpu', predict_path=True)
+    with pytest.raises(BenchmarkError, match='Modes are'):
+        check_modes(['turbo'], 'cpu')
+
+
+def test_the_benchmark_tool_prints_a_table_and_saves_json(tmp_path, capsys):
+    main = runpy.run_path(os.path.join(ROOT, 'tools', 'benchmark.py'))['main']
+    main(['m0', '--against', 'timm:efficientvit_m0', '--shape', '64', '--batch-size', '2', '--warmup', '1',
+          '--repeats', '2', '--work-dir', str(tmp_path)])
+    out = capsys.readouterr().out
+    assert 'cpu' in out and 'threads' in out and 'timm:efficientvit_m0' in out and '1.00x' in out
+    (saved,) = tmp_path.glob('benchmark_*.json')
+    records = json.loads(saved.read_text())
+    assert [r['model'] for r in records] == ['m0', 'timm:efficientvit_m0']
+
+
+def test_windows_are_clamped_to_each_stage_as_timm_does():
+    assert stage_windows((224, 224)) == (7, 7, 4)
+    assert stage_windows((800, 1333)) == (7, 7, 7)
+
+
+def test_deploy_mode_keeps_a_detectors_outputs():
+    model = build_config_model(load_config(DEMOS['detection'].config)).eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        before = TensorOutputs(model)(x)
+        folded = deploy(copy.deepcopy(model))
+        after = TensorOutputs(folded)(x)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.backbone.modules())
+    assert max(float((a - b).abs().max()) for a, b in zip(before, after)) < 1e-4
+
+
+@pytest.mark.parametrize('target', ['backbone', 'detector'])
+def test_onnx_export_round_trips_within_tolerance(target, tmp_path):
+    if target == 'backbone':
+        from efficientvit_dense.benchmark import build_backbone
+        model, _ = build_backbone('m0', (64, 64))
+        size = (64, 64)
+    else:
+        model, size = build_config_model(load_config(DEMOS['detection'].config)), (96, 128)
+    model = deploy(model.eval())
+    path = export_onnx(model, torch.randn(1, 3, *size), str(tmp_path / f'{target}.onnx'))
+    assert max_difference_to_pytorch(model, path, torch.randn(2, 3, *size)) < 1e-4  # batch is dynamic
+    with pytest.raises(FileExistsError):
+        export_onnx(model, torch.randn(1, 3, *size), path)
+
+
+def test_the_export_tool_prints_the_difference(tmp_path, capsys):
+    main = runpy.run_path(os.path.join(ROOT, 'tools', 'export_onnx.py'))['main']
+    main(['m0', '--shape', '64', '--out', str(tmp_path / 'm0.onnx')])
+    assert 'ONNX Runtime vs PyTorch on a batch of 2: max |difference| = ' in capsys.readouterr().out
+
+
+def _fake_run(root, name, metric_line, speed):
+    run = root / name
+    (run / '20260101_000000' / 'vis_data').mkdir(parents=True)
+    (run / '20260101_000000' / 'vis_data' / 'scalars.json').write_text(
+        json.dumps({'loss': 1.0, 'step': 1}) + '\n' + json.dumps(metric_line) + '\n')
+    if speed:
+        (run / 'benchmark_20260101_000000.json').write_text(json.dumps([speed]))
+    return run
+
+
+def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
+    speed = dict(model='m4', what='predict path', modes=['deploy'], input_size=[800, 1333], batch_size=1,
+                 images_per_s=2.5, device='cpu: X', threads=2)
+    _fake_run(tmp_path, 'retinanet_m4', {'coco/bbox_mAP': 0.327, 'step': 12}, speed)
+    _fake_run(tmp_path, 'retinanet_r50', {'coco/bbox_mAP': 0.365, 'step': 12}, {**speed, 'images_per_s': 1.7,
+                                                                                'threads': 16})
+    _fake_run(tmp_path, 'fpn_m4', {'mIoU': 38.2, 'step': 5}, None)
+    main = runpy.run_path(os.path.join(ROOT, 'tools', 'report.py'))['main']
+    main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
+    table = (tmp_path / 'report.md').read_text()
+    assert '| retinanet_m4 | box AP 32.70 | 2.5 | 1 | 800x1333 | cpu: X | 2 | deploy | predict path |' in table
+    assert '| retinanet_r50 | box AP 36.50 | 1.7 † |' in table and 'other settings' in table  # 16 threads
+    assert '| fpn_m4 | mIoU 38.20 | not measured |' in table
+    assert (tmp_path / 'report.png').read_bytes()[:4] == b'\x89PNG'
+    with pytest.raises(SystemExit, match='already exists'):
+        main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])

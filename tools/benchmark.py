@@ -1,0 +1,60 @@
+"""Throughput (images/s at a batch size) and batch-1 latency (median and 90th
+percentile) of a backbone or of a config's whole predict path, after a
+warm-up, with the device, threads and versions recorded. Targets: an arch
+(m0..m5: this project's backbone), timm:NAME or torchvision:NAME (their
+backbone part, random weights), or a config file (the inferencer's
+preprocessing, then normalisation, forward and post-processing such as NMS).
+Modes combine: deploy, channels_last, compile, fp16/bf16 (GPU), onnxruntime.
+
+    python tools/benchmark.py m4 --modes deploy --against timm:efficientvit_m4
+    python tools/benchmark.py m5 --modes deploy --against torchvision:mobilenet_v3_large
+    python tools/benchmark.py configs/retinanet_efficientvit_m4_coco.py --shape 800 1333 --batch-size 1 \\
+        --modes deploy --against mmdet::retinanet/retinanet_r50_fpn_1x_coco.py
+
+Results print as a table and are saved as JSON under --work-dir. Compare
+figures measured in the same run: shared machines are noisy.
+"""
+import os
+
+import torch
+
+import efficientvit_dense  # noqa: F401  (shims and registrations)
+from efficientvit_dense import cli
+from efficientvit_dense.benchmark import MODE_HELP, benchmark, format_table, save_records
+
+
+def main(argv=None):
+    parser = cli.parser_for(__doc__)
+    parser.add_argument('model', help='m0..m5, timm:NAME, torchvision:NAME or a config file')
+    parser.add_argument('--against', nargs='+', default=[], help='peers timed in the same run (eager unless '
+                        '--peer-modes); the table gives each ratio to the first model')
+    parser.add_argument('--modes', nargs='+', default=[], choices=sorted(MODE_HELP),
+                        help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
+    parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP))
+    parser.add_argument('--checkpoint', help="a config's trained weights (default: random)")
+    parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s choice)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes')
+    args = cli.parse(parser, argv)
+
+    def run():
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        size = tuple((args.shape * 2)[:2])
+        common = dict(size=size, batch_size=args.batch_size, device=args.device, warmup=args.warmup,
+                      repeats=args.repeats, work_dir=args.work_dir)
+        os.makedirs(args.work_dir, exist_ok=True)
+        records = [benchmark(args.model, modes=args.modes, checkpoint=args.checkpoint, **common)]
+        records += [benchmark(peer, modes=args.peer_modes, **common) for peer in args.against]
+        print(format_table(records))
+        print(f'saved {save_records(records, args.work_dir)}')
+
+    cli.run(run)
+
+
+if __name__ == '__main__':
+    main()

@@ -23,11 +23,9 @@ def resolve_config_path(path: str) -> str:
     """A config file, or a toolbox's own config named as in ``_base_``
     (``mmdet::retinanet/retinanet_r50_fpn_1x_coco.py``), e.g. a peer to compare with."""
     if '::' in path:
-        from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
-        package, relative = _get_package_and_cfg_path(path)
-        try:
-            path = _get_external_cfg_base_path(package, relative)
-        except (FileNotFoundError, ModuleNotFoundError) as err:
+        try:  # mmengine's own lookup for `_base_`
+            path, _ = Config._get_cfg_path(path, '')
+        except (FileNotFoundError, ModuleNotFoundError, ValueError) as err:
             raise FileNotFoundError(f'Config not found: {path} ({err}).') from err
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file not found: {path}')

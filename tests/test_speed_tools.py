@@ -129,3 +129,10 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
     assert (tmp_path / 'report.png').read_bytes()[:4] == b'\x89PNG'
     with pytest.raises(SystemExit, match='already exists'):
         main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
+
+
+def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():
+    cfg = load_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', work_dir='unused')
+    assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.depth == 50
+    with pytest.raises(FileNotFoundError, match='Config not found: mmdet::nothing/here.py'):
+        load_config('mmdet::nothing/here.py')

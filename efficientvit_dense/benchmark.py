@@ -227,6 +227,19 @@ def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
                          'or a config file.')
 
 
+def _drop_pretrained(node) -> None:
+    """Remove every ``init_cfg=dict(type='Pretrained', ...)`` in a model config."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        for value in node.values():
+            _drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _drop_pretrained(value)
+
+
 def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[list], object], str]:
     """A function running a config's whole predict path on a list of images
     (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
@@ -234,6 +247,8 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
     NMS), in ``modes``. Random weights without ``checkpoint``."""
     from .data_checks import plain_image_loading
     plain_image_loading(cfg)
+    if checkpoint is None:
+        _drop_pretrained(cfg.model)  # no downloads; the weights' values do not change the timing
     from mmengine.registry import DefaultScope
     scope = cfg.get('default_scope')
     # The scope a previous inferencer left current would resolve this one's transforms.
@@ -252,6 +267,11 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
         else:
             raise BenchmarkError(f'No predict path for default_scope {scope!r}.')
     model = inferencer.model.eval()
+    if checkpoint is None:
+        # Initialised as for training: a detection head then scores anchors at its prior (RetinaNet: 0.01),
+        # not at PyTorch's default 0.5, which would send every anchor to NMS.
+        with in_scope():
+            model.init_weights()
     if 'deploy' in modes:
         deploy(model)
     if 'channels_last' in modes:

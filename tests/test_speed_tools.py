@@ -136,3 +136,14 @@ def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():
     assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.depth == 50
     with pytest.raises(FileNotFoundError, match='Config not found: mmdet::nothing/here.py'):
         load_config('mmdet::nothing/here.py')
+
+
+def test_without_a_checkpoint_the_detector_starts_from_its_prior_not_from_noise(tmp_path):
+    """PyTorch's default init scores every anchor near 0.5, flooding NMS; the
+    focal-loss prior (0.01) is what the timing of an untrained model should use."""
+    import numpy as np
+
+    from efficientvit_dense.benchmark import predict_path
+    run, _ = predict_path(load_config(DEMOS['detection'].config, work_dir=str(tmp_path)), None, [], 'cpu')
+    (prediction,) = run([np.zeros((96, 96, 3), dtype=np.uint8)])
+    assert len(prediction.pred_instances) == 0  # every score below the 0.05 threshold

@@ -297,14 +297,15 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
 
 
 def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), device='cpu',
-              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.') -> dict:
+              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.',
+              cfg_options: dict | None = None) -> dict:
     """Throughput and latency of one target (see :func:`build_backbone`, or
     a config file) in ``modes``; a JSON-ready record."""
     is_config = spec.endswith('.py')
     modes = check_modes(modes, device, predict_path=is_config)
     if is_config:
         from .runner import load_config
-        run, what = predict_path(load_config(spec, work_dir=work_dir), checkpoint, modes, device)
+        run, what = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint, modes, device)
         images = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(batch_size)]
         make_input = lambda n: images[:n]  # noqa: E731
     else:

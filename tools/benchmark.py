@@ -17,6 +17,7 @@ figures measured in the same run: shared machines are noisy.
 import os
 
 import torch
+from mmengine.config import DictAction
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
@@ -32,6 +33,7 @@ def main(argv=None):
                         help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
     parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP))
     parser.add_argument('--checkpoint', help="a config's trained weights (default: random)")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help="override the first model's config")
     parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--warmup', type=int, default=3)
@@ -48,7 +50,8 @@ def main(argv=None):
         common = dict(size=size, batch_size=args.batch_size, device=args.device, warmup=args.warmup,
                       repeats=args.repeats, work_dir=args.work_dir)
         os.makedirs(args.work_dir, exist_ok=True)
-        records = [benchmark(args.model, modes=args.modes, checkpoint=args.checkpoint, **common)]
+        records = [benchmark(args.model, modes=args.modes, checkpoint=args.checkpoint, cfg_options=args.cfg_options,
+                             **common)]
         records += [benchmark(peer, modes=args.peer_modes, **common) for peer in args.against]
         print(format_table(records))
         print(f'saved {save_records(records, args.work_dir)}')

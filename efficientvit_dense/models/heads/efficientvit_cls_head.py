@@ -17,6 +17,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from mmpretrain.models.heads import ClsHead
 
+from ...config_checks import ConfigError
+
 
 class NormLinear(nn.Sequential):
     """BatchNorm1d, dropout, Linear; the names are timm's."""
@@ -43,6 +45,9 @@ class EfficientViTClsHead(ClsHead):
                  drop_rate: float = 0.0, init_cfg: dict | None = dict(type='TruncNormal', layer='Linear', std=0.02),
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
+        if num_classes is None:  # a folder config whose training folder was not there to count
+            raise ConfigError('model.head.num_classes is None and no training folder was found to count the '
+                              'classes from: set it, or point the config at your data.')
         if num_classes <= 0:
             raise ValueError(f'num_classes must be positive, got {num_classes}.')
         self.num_classes, self.in_channels = num_classes, in_channels

@@ -114,33 +114,50 @@ def deploy(model: nn.Module) -> nn.Module:
     return fuse_conv_bn(fuse_batchnorm(model.eval()))
 
 
-def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.Tensor,
-            work_dir: str = '.') -> Callable[[torch.Tensor], object]:
-    """``model`` (eval mode, on ``device``) in ``modes``, as a function of an
-    input batch."""
-    model = model.eval().to(device)
+def apply_modes(model: nn.Module, modes) -> nn.Module:
+    """``model`` in eval mode with ``modes`` applied (autocast is applied per
+    call, by :func:`autocast`). An mmengine model (detector, segmentor,
+    classifier) is compiled per network part: its post-processing has
+    data-dependent shapes."""
+    model = model.eval()
     if 'deploy' in modes:
         model = deploy(model)
+    if 'channels_last' in modes:
+        model = model.to(memory_format=torch.channels_last)
+    if 'compile' in modes:
+        if hasattr(model, 'data_preprocessor'):
+            for part in ('backbone', 'neck'):
+                if getattr(model, part, None) is not None:
+                    setattr(model, part, torch.compile(getattr(model, part), dynamic=False))
+        else:
+            model = torch.compile(model, dynamic=False)
+    return model
+
+
+def autocast(modes, device: torch.device | str):
+    """The autocast context of an fp16/bf16 mode, else a no-op."""
+    dtypes = [{'fp16': torch.float16, 'bf16': torch.bfloat16}[m] for m in modes if m in ('fp16', 'bf16')]
+    return torch.autocast(torch.device(device).type, dtype=dtypes[0]) if dtypes else contextlib.nullcontext()
+
+
+def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.Tensor,
+            work_dir: str = '.') -> Callable[[torch.Tensor], object]:
+    """``model`` on ``device`` in ``modes``, as a function of an input batch."""
+    model = model.to(device)
     if 'onnxruntime' in modes:
-        from .export import onnx_runtime_session, export_onnx
+        from .export import export_onnx, onnx_runtime_session
+        model = apply_modes(model, [m for m in modes if m == 'deploy'])
         path = export_onnx(model, example, os.path.join(work_dir, 'benchmark.onnx'), overwrite=True)
         session = onnx_runtime_session(path, device)
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.cpu().numpy()})
-    if 'channels_last' in modes:
-        model = model.to(memory_format=torch.channels_last)
-    if 'compile' in modes:
-        model = torch.compile(model, dynamic=False)
-    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(next((m for m in modes if 'f16' in m), ''))
+    model = apply_modes(model, modes)
     memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
 
     @torch.no_grad()
     def run(x):
-        x = x.to(memory_format=memory_format)
-        if dtype is None:
-            return model(x)
-        with torch.autocast(torch.device(device).type, dtype=dtype):
-            return model(x)
+        with autocast(modes, device):
+            return model(x.to(memory_format=memory_format))
 
     return run
 
@@ -266,31 +283,19 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
                                                        device=str(device))
         else:
             raise BenchmarkError(f'No predict path for default_scope {scope!r}.')
-    model = inferencer.model.eval()
     if checkpoint is None:
         # Initialised as for training: a detection head then scores anchors at its prior (RetinaNet: 0.01),
         # not at PyTorch's default 0.5, which would send every anchor to NMS.
         with in_scope():
-            model.init_weights()
-    if 'deploy' in modes:
-        deploy(model)
-    if 'channels_last' in modes:
-        model.to(memory_format=torch.channels_last)
-    if 'compile' in modes:  # the network; post-processing stays eager (data-dependent shapes)
-        for part in ('backbone', 'neck'):
-            if getattr(model, part, None) is not None:
-                setattr(model, part, torch.compile(getattr(model, part), dynamic=False))
-    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(next((m for m in modes if 'f16' in m), ''))
-
-    autocast = (contextlib.nullcontext() if dtype is None
-                else torch.autocast(torch.device(device).type, dtype=dtype))
+            inferencer.model.init_weights()
+    model = apply_modes(inferencer.model, modes)
 
     @torch.no_grad()
     def run(images):
         with in_scope():
             item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
             data = item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
-            with autocast:
+            with autocast(modes, device):
                 return model.test_step(data)
 
     return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'

@@ -6,6 +6,7 @@ same run (a ratio) rather than against numbers from another day.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import statistics
 import time
@@ -340,7 +341,6 @@ def format_table(records: list[dict]) -> str:
 def save_records(records: list[dict], work_dir: str) -> str:
     """Write ``records`` to a new ``benchmark_<time>.json`` in ``work_dir``
     (what tools/report.py reads); never replaces a file."""
-    import json
     os.makedirs(work_dir, exist_ok=True)
     stamp = time.strftime('%Y%m%d_%H%M%S')
     for suffix in ('', *(f'_{i}' for i in range(1, 100))):

@@ -169,8 +169,8 @@ def _check_categories(path: str, coco: dict, classes, unknown_categories: str) -
 
 def _check_image_files(split: str, dataset: dict, coco: dict, path: str, bad_images: str) -> None:
     folder = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img', ''))
-    missing = [osp.join(folder, image['file_name']) for image in coco['images']
-               if not osp.isfile(osp.join(folder, image['file_name']))]
+    paths = (osp.join(folder, image['file_name']) for image in coco['images'])
+    missing = [path for path in paths if not osp.isfile(path)]
     if not missing:
         return
     shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
@@ -208,7 +208,6 @@ def check_coco_annotations(cfg, splits=DATALOADERS) -> None:
 def check_inputs(cfg, splits=DATALOADERS) -> None:
     """Everything that can be checked before a run builds: paths exist,
     annotation files are what the dataset reads."""
-    data_check_options(cfg)
     check_data(cfg, splits)
     check_coco_annotations(cfg, splits)
 

@@ -6,6 +6,7 @@ same run (a ratio) rather than against numbers from another day.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -20,18 +21,29 @@ import torch.nn as nn
 def time_calls(fn: Callable[[], object], warmup: int = 3, repeats: int = 10,
                device: torch.device | str = 'cpu') -> list[float]:
     """Seconds taken by each of ``repeats`` calls of ``fn`` after ``warmup``
-    untimed calls. On CUDA the device is synchronised around every call so
-    that the time covers the kernels, not just their launch."""
+    untimed calls (see :func:`interleaved_times`)."""
+    return interleaved_times([fn], warmup, repeats, device)[0]
+
+
+def interleaved_times(fns: list[Callable[[], object]], warmup: int = 3, repeats: int = 10,
+                      device: torch.device | str = 'cpu') -> list[list[float]]:
+    """Seconds taken by each call of each function: after ``warmup`` untimed
+    calls of each, ``repeats`` rounds that call every function once, so a
+    slow spell of a shared machine falls on all of them alike. On CUDA the
+    device is synchronised around every call so that the time covers the
+    kernels, not just their launch."""
     sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
+        for fn, seconds in zip(fns, times):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            seconds.append(time.perf_counter() - start)
     return times
 
 
@@ -105,14 +117,19 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
 
 
 def deploy(model: nn.Module) -> nn.Module:
-    """The deploy form of any model, in place: this project's Conv-BN and
-    BN-Linear pairs folded (:func:`fuse_batchnorm`), then every other
-    convolution followed by a BatchNorm (ResNets, necks) by mmcv's
+    """The deploy form of any model, in place: EfficientViT backbones switched
+    to theirs (:meth:`EfficientViT.switch_to_deploy`), this project's other
+    Conv-BN and BN-Linear pairs folded (:func:`fuse_batchnorm`), then every
+    other convolution followed by a BatchNorm (ResNets, necks) by mmcv's
     ``fuse_conv_bn``."""
     from mmcv.cnn import fuse_conv_bn
 
-    from .models.backbones.efficientvit import fuse_batchnorm
-    return fuse_conv_bn(fuse_batchnorm(model.eval()))
+    from .models.backbones.efficientvit import EfficientViT, fuse_batchnorm
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, EfficientViT):
+            module.switch_to_deploy()
+    return fuse_conv_bn(fuse_batchnorm(model))
 
 
 def apply_modes(model: nn.Module, modes) -> nn.Module:
@@ -163,16 +180,24 @@ def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.
     return run
 
 
-def throughput_and_latency(fn: Callable, make_input: Callable[[int], object], batch_size: int,
-                           device: torch.device | str, warmup: int = 3, repeats: int = 10) -> dict:
-    """Images/s of ``fn(make_input(batch_size))`` (median over repeats) and
-    batch-1 latency (median and 90th percentile, ms), after ``warmup`` calls."""
-    batch, single = make_input(batch_size), make_input(1)
-    batch_times = time_calls(lambda: fn(batch), warmup, repeats, device)
-    single_times = sorted(time_calls(lambda: fn(single), warmup, max(repeats, 10), device))
-    return dict(images_per_s=batch_size / statistics.median(batch_times),
-                latency_ms_median=1e3 * statistics.median(single_times),
-                latency_ms_p90=1e3 * single_times[min(len(single_times) - 1, round(0.9 * (len(single_times) - 1)))])
+def throughput_and_latency(fns: list[Callable], make_inputs: list[Callable[[int], object]], batch_size: int,
+                           device: torch.device | str, warmup: int = 3, repeats: int = 10) -> list[dict]:
+    """For each ``fn`` with its ``make_input``: images/s of
+    ``fn(make_input(batch_size))`` (median over repeats) and batch-1 latency
+    (median and 90th percentile, ms), the functions timed in turns."""
+    batches = [make(batch_size) for make in make_inputs]
+    singles = [make(1) for make in make_inputs]
+    batch_times = interleaved_times([functools.partial(fn, x) for fn, x in zip(fns, batches)],
+                                    warmup, repeats, device)
+    single_times = interleaved_times([functools.partial(fn, x) for fn, x in zip(fns, singles)],
+                                     warmup, max(repeats, 10), device)
+    figures = []
+    for batch, single in zip(batch_times, single_times):
+        single = sorted(single)
+        figures.append(dict(images_per_s=batch_size / statistics.median(batch),
+                            latency_ms_median=1e3 * statistics.median(single),
+                            latency_ms_p90=1e3 * single[min(len(single) - 1, round(0.9 * (len(single) - 1)))]))
+    return figures
 
 
 def environment(device: torch.device | str) -> dict:
@@ -302,11 +327,10 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
     return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'
 
 
-def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), device='cpu',
-              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.',
-              cfg_options: dict | None = None) -> dict:
-    """Throughput and latency of one target (see :func:`build_backbone`, or
-    a config file) in ``modes``; a JSON-ready record."""
+def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), device='cpu',
+                 checkpoint: str | None = None, work_dir: str = '.', cfg_options: dict | None = None) -> dict:
+    """One target (see :func:`build_backbone`, or a config file) ready to
+    time: ``run``, ``make_input`` (a batch of n) and the record's fields."""
     is_config = spec.endswith('.py')
     modes = check_modes(modes, device, predict_path=is_config)
     if is_config:
@@ -318,10 +342,28 @@ def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), 
         model, what = build_backbone(spec, size)
         run = prepare(model, modes, device, torch.randn(1, 3, *size), work_dir)
         make_input = lambda n: torch.randn(n, 3, *size, device=device)  # noqa: E731
-    figures = throughput_and_latency(run, make_input, batch_size, device, warmup, repeats)
-    return dict(model=spec, what=what, modes=list(modes) or ['eager'], input_size=list(size),
-                batch_size=batch_size, warmup=warmup, repeats=repeats, checkpoint=checkpoint,
-                **figures, **environment(device))
+    return dict(run=run, make_input=make_input,
+                record=dict(model=spec, what=what, modes=list(modes) or ['eager'], input_size=list(size),
+                            batch_size=batch_size, checkpoint=checkpoint))
+
+
+def benchmark_together(targets: list[dict], batch_size: int = 16, device='cpu', warmup: int = 3,
+                       repeats: int = 10) -> list[dict]:
+    """JSON-ready records for targets from :func:`timed_target`, timed in
+    turns (:func:`interleaved_times`) so that their ratios are fair."""
+    figures = throughput_and_latency([t['run'] for t in targets], [t['make_input'] for t in targets],
+                                     batch_size, device, warmup, repeats)
+    env = environment(device)
+    return [dict(**t['record'], warmup=warmup, repeats=repeats, interleaved=len(targets) > 1, **f, **env)
+            for t, f in zip(targets, figures)]
+
+
+def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), device='cpu',
+              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.',
+              cfg_options: dict | None = None) -> dict:
+    """Throughput and latency of one target in ``modes``; a JSON-ready record."""
+    target = timed_target(spec, size, batch_size, modes, device, checkpoint, work_dir, cfg_options)
+    return benchmark_together([target], batch_size, device, warmup, repeats)[0]
 
 
 def format_table(records: list[dict]) -> str:
@@ -329,7 +371,8 @@ def format_table(records: list[dict]) -> str:
     first = records[0]
     lines = [f'{first["device"]}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
              f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
-             f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls',
+             f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls'
+             + (', models timed in turns' if first.get('interleaved') else ''),
              f'{"model":<44} {"modes":<22} {"images/s":>9} {"first÷":>6} {"lat. median":>11} {"p90 ms":>7}  timed']
     for r in records:
         lines.append(f'{r["model"][-44:]:<44} {"+".join(r["modes"]):<22} {r["images_per_s"]:>9.2f} '

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
+from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
+from efficientvit_dense.models.backbones.efficientvit import PointwiseLinear
 from efficientvit_dense.models.weights import (CheckpointError, load_backbone_weights, load_state_into,
                                                native_to_official, official_to_native)
 from efficientvit_dense.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
@@ -136,9 +137,11 @@ def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
     x = torch.randn(2, 3, 160, 224)
     with torch.no_grad():
         expected = model(x)
-        fuse_batchnorm(model)
+        model.switch_to_deploy()
         folded = model(x)
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    assert not any(PointwiseLinear.applies_to(m) for m in model.modules())  # all run as NHWC GEMMs
+    assert all(f.is_contiguous(memory_format=torch.channels_last) for f in folded)
     for a, b in zip(folded, expected):
         assert ((a - b).norm() / b.norm()).item() <= 1e-4
 

@@ -11,8 +11,10 @@ Modes combine: deploy, channels_last, compile, fp16/bf16 (GPU), onnxruntime.
     python tools/benchmark.py configs/retinanet_efficientvit_m4_coco.py --shape 800 1333 --batch-size 1 \\
         --modes deploy --against mmdet::retinanet/retinanet_r50_fpn_1x_coco.py
 
-Results print as a table and are saved as JSON under --work-dir. Compare
-figures measured in the same run: shared machines are noisy.
+Results print as a table and are saved as JSON under --work-dir. The model
+and its peers are timed in turns (one call of each per round), so a slow
+spell of a shared machine falls on all of them; compare figures measured in
+the same run.
 """
 import os
 
@@ -21,7 +23,7 @@ from mmengine.config import DictAction
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.benchmark import MODE_HELP, benchmark, format_table, save_records
+from efficientvit_dense.benchmark import MODE_HELP, benchmark_together, format_table, save_records, timed_target
 
 
 def main(argv=None):
@@ -47,12 +49,12 @@ def main(argv=None):
         if args.threads:
             torch.set_num_threads(args.threads)
         size = tuple((args.shape * 2)[:2])
-        common = dict(size=size, batch_size=args.batch_size, device=args.device, warmup=args.warmup,
-                      repeats=args.repeats, work_dir=args.work_dir)
+        common = dict(size=size, batch_size=args.batch_size, device=args.device, work_dir=args.work_dir)
         os.makedirs(args.work_dir, exist_ok=True)
-        records = [benchmark(args.model, modes=args.modes, checkpoint=args.checkpoint, cfg_options=args.cfg_options,
-                             **common)]
-        records += [benchmark(peer, modes=args.peer_modes, **common) for peer in args.against]
+        targets = [timed_target(args.model, modes=args.modes, checkpoint=args.checkpoint,
+                                cfg_options=args.cfg_options, **common)]
+        targets += [timed_target(peer, modes=args.peer_modes, **common) for peer in args.against]
+        records = benchmark_together(targets, args.batch_size, args.device, args.warmup, args.repeats)
         print(format_table(records))
         print(f'saved {save_records(records, args.work_dir)}')
 

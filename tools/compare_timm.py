@@ -12,7 +12,7 @@ import torch
 
 import efficientvit_dense  # noqa: F401
 from efficientvit_dense.benchmark import images_per_second
-from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
+from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
 from efficientvit_dense.models.weights import load_state_into
 from efficientvit_dense.reference import IMAGENET_224_WINDOWS, max_abs_difference_to_timm, random_timm_model
 
@@ -34,7 +34,7 @@ def main(argv=None):
         diffs = max_abs_difference_to_timm(arch, reference)
         ours = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
         load_state_into(ours, dict(reference.state_dict()))
-        deployed = fuse_batchnorm(copy.deepcopy(ours))
+        deployed = copy.deepcopy(ours).switch_to_deploy()
         speed = {name: images_per_second(model, args.batch_size, repeats=args.repeats)
                  for name, model in (('timm', reference), ('ours', ours), ('deploy', deployed))}
         print(f'{arch.upper():<6} {diffs["timm"]:>15.2e} {diffs["official"]:>10.2e} {speed["timm"]:>11.1f} '

@@ -2,7 +2,7 @@
 # it already is; about 30 minutes on a fresh machine, mostly building mmcv).
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo demo-seg demo-cls test
+.PHONY: setup demo demo-seg demo-cls compare test
 
 setup:
 	bash scripts/setup_env.sh
@@ -15,6 +15,9 @@ demo-seg: setup
 
 demo-cls: setup
 	$(PYTHON_VENV) tools/demo.py --task classification
+
+compare: setup
+	$(PYTHON_VENV) tools/compare_backbones.py
 
 test: setup
 	$(PYTHON_VENV) -m pytest

@@ -2,14 +2,28 @@
 backbones trained, timed in one run, and reported with their settings."""
 import os.path as osp
 
-from efficientvit_dense.comparison import COMPARISON_CONFIGS, compare_backbones
-from efficientvit_dense.datasets.synthetic import SyntheticSpec
+import pytest
+from mmdet.registry import MODELS
+from mmengine.registry import DefaultScope
 
+from efficientvit_dense.comparison import COMPARISON_CONFIGS, compare_backbones
+from efficientvit_dense.runner import load_config
+
+from test_detection import _batch
 from test_detection_e2e import TINY, TINY_RUN
 
 
+@pytest.mark.parametrize('config', COMPARISON_CONFIGS, ids=osp.basename)
+def test_comparison_config_builds_and_runs_a_loss_and_a_predict_step(config, train_and_predict_step):
+    cfg = load_config(config)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    results = train_and_predict_step(model, _batch())
+    assert len(results) == 2 and 'bboxes' in results[0].pred_instances
+
+
 def test_every_comparison_config_trains_at_one_image_size():
-    from efficientvit_dense.runner import load_config
     configs = [load_config(c) for c in COMPARISON_CONFIGS]
     assert len({tuple(c.image_size) for c in configs}) == 1
     assert len({c.model.backbone.type for c in configs}) == 3  # EfficientViT twice, two baselines

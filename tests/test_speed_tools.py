@@ -9,7 +9,8 @@ import runpy
 import pytest
 import torch
 
-from efficientvit_dense.benchmark import BenchmarkError, benchmark, check_modes, deploy, stage_windows
+from efficientvit_dense.benchmark import (BenchmarkError, benchmark, check_modes, deploy, interleaved_times,
+                                         stage_windows)
 from efficientvit_dense.complexity import build_config_model
 from efficientvit_dense.demo import DEMOS
 from efficientvit_dense.export import TensorOutputs, export_onnx, max_difference_to_pytorch
@@ -67,6 +68,13 @@ def test_the_benchmark_tool_prints_a_table_and_saves_json(tmp_path, capsys):
     (saved,) = tmp_path.glob('benchmark_*.json')
     records = json.loads(saved.read_text())
     assert [r['model'] for r in records] == ['m0', 'timm:efficientvit_m0']
+
+
+def test_models_compared_in_one_run_are_timed_in_turns():
+    calls = []
+    times = interleaved_times([lambda: calls.append('a'), lambda: calls.append('b')], warmup=1, repeats=3)
+    assert calls == ['a', 'b'] + ['a', 'b'] * 3  # warm-ups, then one call of each per round
+    assert [len(t) for t in times] == [3, 3]
 
 
 def test_windows_are_clamped_to_each_stage_as_timm_does():

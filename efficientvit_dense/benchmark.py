@@ -48,13 +48,15 @@ def interleaved_times(fns: list[Callable[[], object]], warmup: int = 3, repeats:
 
 
 @torch.no_grad()
-def images_per_second(model: nn.Module, batch_size: int = 16, size: int | tuple[int, int] = 224,
-                      warmup: int = 3, repeats: int = 10, device: torch.device | str = 'cpu') -> float:
-    """Median inference throughput of ``model`` in eval mode on random input."""
+def images_per_second(models: list[nn.Module], batch_size: int = 16, size: int | tuple[int, int] = 224,
+                      warmup: int = 3, repeats: int = 10, device: torch.device | str = 'cpu') -> list[float]:
+    """Median inference throughput of each model in eval mode on one random
+    batch, the models timed in turns."""
     height, width = (size, size) if isinstance(size, int) else size
-    model = model.eval().to(device)
     x = torch.randn(batch_size, 3, height, width, device=device)
-    return batch_size / statistics.median(time_calls(lambda: model(x), warmup, repeats, device))
+    models = [model.eval().to(device) for model in models]
+    times = interleaved_times([functools.partial(model, x) for model in models], warmup, repeats, device)
+    return [batch_size / statistics.median(seconds) for seconds in times]
 
 
 @torch.no_grad()

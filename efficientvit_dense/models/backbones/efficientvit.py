@@ -434,6 +434,8 @@ class EfficientViT(BaseModule):
 
 
 def _replace_modules(model: nn.Module, matches, replacement) -> None:
+    """Replace every submodule for which ``matches`` holds (not looking
+    inside it) by ``replacement(submodule)``, in place."""
     for name, child in model.named_children():
         if matches(child):
             setattr(model, name, replacement(child))
@@ -448,9 +450,5 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     the folded parts, and far fewer kernels per image. The model must be in
     eval mode; it cannot be trained afterwards.
     """
-    for name, child in model.named_children():
-        if hasattr(child, 'fuse'):
-            setattr(model, name, child.fuse())
-        else:
-            fuse_batchnorm(child)
+    _replace_modules(model, lambda module: hasattr(module, 'fuse'), lambda module: module.fuse())
     return model

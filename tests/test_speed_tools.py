@@ -108,6 +108,14 @@ def test_onnx_export_round_trips_within_tolerance(target, tmp_path):
         export_onnx(model, torch.randn(1, 3, *size), path)
 
 
+def test_compare_timm_prints_equal_outputs_and_the_three_speeds(capsys):
+    main = runpy.run_path(os.path.join(ROOT, 'tools', 'compare_timm.py'))['main']
+    main(['--archs', 'm0', '--batch-size', '2', '--repeats', '1'])
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == 'M0' and float(row[1]) < 1e-4 and float(row[2]) < 1e-4  # timm and official formats
+    assert all(float(v) > 0 for v in row[3:6]) and row[6].endswith('x')
+
+
 def test_the_export_tool_prints_the_difference(tmp_path, capsys):
     main = runpy.run_path(os.path.join(ROOT, 'tools', 'export_onnx.py'))['main']
     main(['m0', '--shape', '64', '--out', str(tmp_path / 'm0.onnx')])

@@ -88,7 +88,7 @@ def predict_images_per_second(model: nn.Module, dataloader, num_batches: int = 5
 
 MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'onnxruntime')  # none of them: eager
 MODE_HELP = {
-    'deploy': 'BatchNorm folded into the convolutions and linears (same outputs in eval mode)',
+    'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
     'channels_last': 'NHWC memory format for weights and input',
     'compile': 'torch.compile (inductor)',
     'fp16': 'float16 autocast (GPU)',
@@ -383,17 +383,21 @@ def format_table(records: list[dict]) -> str:
     return '\n'.join(lines)
 
 
+def new_stem(directory: str, name: str, extensions=('.json',)) -> str:
+    """``directory/name_<time>`` (with ``_1``, ``_2``... if needed) such that
+    no file of that stem with any of ``extensions`` exists yet."""
+    os.makedirs(directory, exist_ok=True)
+    stamp = os.path.join(directory, f'{name}_{time.strftime("%Y%m%d_%H%M%S")}')
+    for stem in (stamp, *(f'{stamp}_{i}' for i in range(1, 100))):
+        if not any(os.path.exists(stem + ext) for ext in extensions):
+            return stem
+    raise FileExistsError(f'Too many files named {stamp}* in {directory}.')
+
+
 def save_records(records: list[dict], work_dir: str) -> str:
     """Write ``records`` to a new ``benchmark_<time>.json`` in ``work_dir``
     (what tools/report.py reads); never replaces a file."""
-    os.makedirs(work_dir, exist_ok=True)
-    stamp = time.strftime('%Y%m%d_%H%M%S')
-    for suffix in ('', *(f'_{i}' for i in range(1, 100))):
-        path = os.path.join(work_dir, f'benchmark_{stamp}{suffix}.json')
-        try:
-            with open(path, 'x') as f:
-                json.dump(records, f, indent=1)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f'Too many benchmark files named benchmark_{stamp}* in {work_dir}.')
+    path = new_stem(work_dir, 'benchmark') + '.json'
+    with open(path, 'x') as f:  # 'x': a file appearing meanwhile is refused, not replaced
+        json.dump(records, f, indent=1)
+    return path

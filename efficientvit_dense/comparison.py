@@ -4,11 +4,10 @@ synthetic shapes dataset with one budget, their predict paths timed in turns
 in one run, and the accuracy-against-throughput table and plot written."""
 from __future__ import annotations
 
-import os
 import os.path as osp
 import time
 
-from .benchmark import benchmark_together, save_records, timed_target
+from .benchmark import benchmark_together, new_stem, save_records, timed_target
 from .checkpointing import latest_checkpoint
 from .datasets.synthetic import SyntheticSpec, generate
 from .demo import REPO_ROOT
@@ -48,9 +47,7 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
         save_records([record], work_dir)
     rows = collect([work_dir for _, work_dir, *_ in runs])
     table = to_markdown(rows)
-    stem = osp.join(work_root, 'report_' + time.strftime('%Y%m%d_%H%M%S'))
-    while osp.exists(stem + '.md'):
-        stem += '_'
+    stem = new_stem(work_root, 'report', extensions=('.md', '.png'))
     with open(stem + '.md', 'x') as f:
         f.write(table)
     return dict(table=table, markdown=stem + '.md', plot=plot(rows, stem + '.png'),

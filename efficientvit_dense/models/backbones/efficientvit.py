@@ -95,8 +95,8 @@ class PointwiseLinear(nn.Module):
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(1), requires_grad=False)
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach(), requires_grad=False)
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1))
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach())
 
     @staticmethod
     def applies_to(module: nn.Module) -> bool:

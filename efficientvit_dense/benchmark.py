@@ -256,7 +256,7 @@ def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
     """An arch ('m0'..'m5': this project's backbone), 'timm:NAME' (timm's
     ``forward_features``) or 'torchvision:NAME' (its ``features``), with
     random weights. Returns the module and what is timed."""
-    from .models.backbones.efficientvit import ARCH_SETTINGS, EfficientViT
+    from .models import ARCH_SETTINGS, EfficientViT
     if spec in ARCH_SETTINGS:
         windows = stage_windows(size)
         return EfficientViT(spec, window_size=windows), f'backbone forward (windows {windows})'
@@ -290,27 +290,15 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
     (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
     then ``test_step`` (normalise, pad, forward, post-processing such as
     NMS), in ``modes``. Random weights without ``checkpoint``."""
-    from .data_checks import plain_image_loading
-    plain_image_loading(cfg)
+    from mmengine.registry import DefaultScope
+
+    from .inference import build_inferencer
     if checkpoint is None:
         _drop_pretrained(cfg.model)  # no downloads; the weights' values do not change the timing
-    from mmengine.registry import DefaultScope
     scope = cfg.get('default_scope')
     # The scope a previous inferencer left current would resolve this one's transforms.
     in_scope = lambda: DefaultScope.overwrite_default_scope(scope)  # noqa: E731
-    with in_scope():
-        if scope == 'mmdet':
-            from mmdet.apis import DetInferencer
-            inferencer = DetInferencer(model=cfg, weights=checkpoint, device=str(device), show_progress=False)
-        elif scope == 'mmseg':
-            from mmseg.apis import MMSegInferencer
-            inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=str(device))
-        elif scope == 'mmpretrain':
-            from mmpretrain.apis import ImageClassificationInferencer
-            inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint or False,
-                                                       device=str(device))
-        else:
-            raise BenchmarkError(f'No predict path for default_scope {scope!r}.')
+    inferencer = build_inferencer(cfg, checkpoint, str(device))
     if checkpoint is None:
         # Initialised as for training: a detection head then scores anchors at its prior (RetinaNet: 0.01),
         # not at PyTorch's default 0.5, which would send every anchor to NMS.

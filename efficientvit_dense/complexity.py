@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
-from .models.backbones.efficientvit import ARCH_SETTINGS
+from .models.arch import ARCH_SETTINGS
 
 CONVENTION = ('FLOPs count each multiply-add once (mmengine\'s counter, the paper\'s convention); '
               'BatchNorm, activations, softmax and element-wise ops are not counted.')

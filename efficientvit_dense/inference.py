@@ -8,8 +8,9 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
 from .data_checks import plain_image_loading
-from .models.weights import check_fits, safe_loading_errors
+from .models.weights import safe_loading_errors
 
 
 class UnsupportedConfigError(ValueError):
@@ -36,36 +37,53 @@ def list_images(inputs: list[str]) -> list[str]:
     return files
 
 
+def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
+    """The config's toolbox inferencer (mmdet's DetInferencer, mmseg's
+    MMSegInferencer, mmpretrain's ImageClassificationInferencer) with the
+    weights of ``checkpoint``, refused unless they cover the whole model
+    (the inferencers load with ``strict=False`` and only warn). Without a
+    checkpoint the model keeps the weights it was built with."""
+    plain_image_loading(cfg)
+    scope = cfg.get('default_scope')
+    # Inferencers build their pipelines in the current scope, which an earlier one may have left set.
+    with safe_loading_errors(checkpoint or 'the checkpoint'), DefaultScope.overwrite_default_scope(scope), \
+            without_mmengine_key_dump():
+        if scope == 'mmdet':
+            from mmdet.apis import DetInferencer
+            inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+        elif scope == 'mmseg':
+            from mmseg.apis import MMSegInferencer
+            inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+        elif scope == 'mmpretrain':
+            from mmpretrain.apis import ImageClassificationInferencer
+            inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint or False, device=device)
+        else:
+            raise UnsupportedConfigError(f'No inferencer for default_scope {scope!r}: configs of mmdet, mmseg '
+                                         'and mmpretrain have one.')
+    if checkpoint is not None:
+        check_checkpoint_fits(inferencer.model, checkpoint, 'evaluate')
+    return inferencer
+
+
 def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_thr: float = 0.3,
           opacity: float = 0.5, device: str = 'cpu') -> list[str]:
     """Draw ``checkpoint``'s predictions on every input image into
     ``out_dir/vis``: boxes (and masks) above ``score_thr`` for detectors,
     the class map blended over the image at ``opacity`` for segmentors, which
     also write the raw label maps to ``out_dir/pred``. Returns the drawings."""
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg'):
+        raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
+                                     f'config; this config is for {scope} (classifiers: use classify()).')
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     images = list_images(inputs)
-    plain_image_loading(cfg)
-    scope = cfg.get('default_scope')
-    if scope == 'mmdet':
-        from mmdet.apis import DetInferencer
-
-        with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope(scope):
-            inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
-        check_fits(inferencer.model, checkpoint)  # the inferencer only warns
-        with DefaultScope.overwrite_default_scope(scope):
+    inferencer = build_inferencer(cfg, checkpoint, device)
+    with DefaultScope.overwrite_default_scope(scope):
+        if scope == 'mmdet':
             inferencer(images, out_dir=out_dir, pred_score_thr=score_thr, no_save_pred=True)
-    elif scope == 'mmseg':
-        from mmseg.apis import MMSegInferencer
-
-        with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope(scope):
-            inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
-        check_fits(inferencer.model, checkpoint)
-        with DefaultScope.overwrite_default_scope(scope):
+        else:
             inferencer(images, out_dir=out_dir, opacity=opacity)
-    else:
-        raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
-                                     f'config; this config is for {scope} (classifiers: use classify()).')
     vis_dir = osp.join(out_dir, 'vis')
     return [osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))] if osp.isdir(vis_dir) else []
 
@@ -74,19 +92,14 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
              device: str = 'cpu') -> list[tuple[str, list[tuple[str, float]]]]:
     """The ``topk`` classes and scores of a classifier checkpoint for every
     input image, best first: ``[(image, [(class, score), ...]), ...]``."""
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     if cfg.get('default_scope') != 'mmpretrain':
         raise UnsupportedConfigError(f'classify() needs a classification (mmpretrain) config; '
                                      f'this config is for {cfg.get("default_scope")}.')
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     images = list_images(inputs)
-    plain_image_loading(cfg)
-    from mmpretrain.apis import ImageClassificationInferencer
-
-    # Inferencers build their pipelines in the current scope, which an earlier one may have left set.
-    with safe_loading_errors(checkpoint), DefaultScope.overwrite_default_scope('mmpretrain'):
-        inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
-        check_fits(inferencer.model, checkpoint)
+    inferencer = build_inferencer(cfg, checkpoint, device)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
         predictions = inferencer(images)
     classes = inferencer.classes
     results = []

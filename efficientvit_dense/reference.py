@@ -23,7 +23,7 @@ IMAGENET_224_WINDOWS = (7, 7, 4)
 def imagenet_classifier(arch: str, distillation: bool = False) -> dict:
     """The mmpretrain model config of the ImageNet classifier that timm's
     ``efficientvit_{arch}`` and the official release describe."""
-    from .models.backbones.efficientvit import ARCH_SETTINGS
+    from .models.arch import ARCH_SETTINGS
     return dict(
         type='ImageClassifier',
         backbone=dict(type='EfficientViT', arch=arch, window_size=IMAGENET_224_WINDOWS, out_indices=(2,)),
@@ -60,6 +60,24 @@ def official_state_dict(timm_model: nn.Module) -> dict[str, torch.Tensor]:
         n = state[key].shape[1]
         state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
     return state
+
+
+def release_detector_checkpoint(model: nn.Module, classes: tuple[str, ...] = ()) -> dict:
+    """A whole model's weights as the authors' downstream code (mmdet 2.x on
+    mmcv 1.x) saves a detector: ``{'meta', 'state_dict', 'optimizer'}``, the
+    backbone under the official names with the persistent
+    ``attention_bias_idxs`` buffers (zeros, as in :func:`official_state_dict`),
+    neck and heads under mmdet's names, the class names as mmcv 1's ``CLASSES``."""
+    state = model.state_dict()
+    backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    release = {f'backbone.{k}': v for k, v in native_to_official(backbone).items()}
+    for key in [k for k in release if k.endswith('attention_biases')]:
+        n = release[key].shape[1]
+        release[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
+    release.update((k, v) for k, v in state.items() if not k.startswith('backbone.'))
+    meta = dict(mmcv_version='1.4.0', mmdet_version='2.25.0', time='Tue Mar  7 10:00:00 2023', epoch=12,
+                iter=87960, CLASSES=tuple(classes), config='# the mmdet 2.x config text')
+    return dict(meta=meta, state_dict=release, optimizer=dict(state={}, param_groups=[]))
 
 
 @torch.no_grad()

@@ -12,10 +12,11 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import crash_safe_hooks, latest_checkpoint, use_atomic_local_writes
 from .config_checks import check_top_level_keys, config_errors
 from .data_checks import DataNotFoundError, check_images_while_loading, check_inputs, iter_datasets
-from .models.weights import check_fits, safe_loading_errors
+from .models.weights import safe_loading_errors
 
 EVALUATORS = ('val_evaluator', 'test_evaluator')
 
@@ -149,9 +150,8 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
         cfg.resume, cfg.load_from = True, earlier
     use_atomic_local_writes()
     crash_safe_hooks(cfg)
-    # Fine-tuning (load_from without resume) may bring a head for other classes.
-    runner = _build(cfg, heads_may_differ=not cfg.get('resume'))
-    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'):
+    runner = _build(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
+    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump():
         runner.train()
     return runner
 
@@ -164,14 +164,14 @@ def _prepare(cfg: Config, launcher: str) -> None:
     _own_visualizer(cfg)
 
 
-def _build(cfg: Config, heads_may_differ: bool = False) -> Runner:
+def _build(cfg: Config, purpose: str) -> Runner:
     """The runner, after checking that the checkpoint it will load fits the
-    model (mmengine would only warn)."""
+    model for ``purpose`` (mmengine would only warn)."""
     with config_errors(cfg.filename or 'the config'):
         runner = Runner.from_cfg(cfg)
     if cfg.get('load_from'):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        check_fits(model, cfg.load_from, heads_may_differ)
+        check_checkpoint_fits(model, cfg.load_from, purpose)
     return runner
 
 
@@ -208,6 +208,6 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    runner = _build(cfg)
+    runner = _build(cfg, purpose='evaluate')
     with safe_loading_errors(checkpoint):
         return runner.test()

@@ -82,6 +82,15 @@ def test_out_indices_select_stages():
     assert model.out_channels == (128,) and model.out_strides == (32,)
 
 
+def test_out_indices_in_any_order_give_the_maps_finest_first():
+    model = EfficientViT('m0', out_indices=(2, 0)).eval()
+    outs = model(torch.randn(1, 3, 128, 128))
+    assert [o.shape[1] for o in outs] == [64, 192] and model.out_channels == (64, 192)
+    assert model.out_strides == (16, 64)
+    with pytest.raises(ValueError, match='without repeats'):
+        EfficientViT('m0', out_indices=(1, 1))
+
+
 def _bn_stats(module):
     return [m.running_mean.clone() for m in module.modules() if isinstance(m, _BatchNorm)]
 

@@ -18,7 +18,8 @@ from efficientvit_dense.config_checks import ConfigError, check_top_level_keys
 from efficientvit_dense.data_checks import BadImageError, DataError, check_inputs
 from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
 from efficientvit_dense.demo import DEMOS
-from efficientvit_dense.models.weights import CheckpointError, check_fits
+from efficientvit_dense.checkpoint_fit import check_checkpoint_fits
+from efficientvit_dense.models.weights import CheckpointError
 from efficientvit_dense.runner import load_config, train
 from efficientvit_dense.runner import test as evaluate
 
@@ -182,7 +183,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(data, tmp_path, content):
 def test_a_checkpoint_without_this_models_weights_is_refused(data, tmp_path):
     path = tmp_path / 'backbone_only.pth'
     torch.save({'stages.0.blocks.0.dw0.m.conv.weight': torch.zeros(1)}, path)
-    with pytest.raises(CheckpointError, match=r"holds none of this model's weights .* model.backbone.init_cfg"):
+    with pytest.raises(CheckpointError, match=r"holds none of the weights of the model's backbone .*init_cfg is not"):
         evaluate(_cfg(data), str(path))
 
 
@@ -190,12 +191,13 @@ def test_fine_tuning_may_bring_another_head_but_not_another_backbone(tmp_path):
     model = nn.ModuleDict(dict(backbone=nn.Linear(4, 4), bbox_head=nn.Linear(4, 3)))
     other_head = {'backbone.weight': torch.zeros(4, 4), 'bbox_head.weight': torch.zeros(80, 4)}
     torch.save({'state_dict': other_head}, tmp_path / 'coco.pth')
-    check_fits(model, str(tmp_path / 'coco.pth'), heads_may_differ=True)
+    check_checkpoint_fits(model, str(tmp_path / 'coco.pth'), 'fine-tune')
     with pytest.raises(CheckpointError, match='bbox_head.weight: file \\(80, 4\\) vs model \\(3, 4\\)'):
-        check_fits(model, str(tmp_path / 'coco.pth'))
-    torch.save({'state_dict': {'backbone.weight': torch.zeros(8, 4)}}, tmp_path / 'other.pth')
+        check_checkpoint_fits(model, str(tmp_path / 'coco.pth'), 'evaluate')
+    torch.save({'state_dict': {'backbone.weight': torch.zeros(8, 4), 'bbox_head.weight': torch.zeros(80, 4)}},
+               tmp_path / 'other.pth')
     with pytest.raises(CheckpointError, match='backbone.weight'):
-        check_fits(model, str(tmp_path / 'other.pth'), heads_may_differ=True)
+        check_checkpoint_fits(model, str(tmp_path / 'other.pth'), 'fine-tune')
 
 
 def test_an_unknown_arch_is_named_in_one_line(data):

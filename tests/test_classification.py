@@ -52,6 +52,19 @@ def test_distilled_checkpoint_averages_both_heads(timm_model, tmp_path):
         assert (classifier(x, mode='tensor') - expected).abs().max().item() <= 1e-4
 
 
+def test_the_deploy_form_folds_the_heads_batchnorm_and_keeps_the_logits(timm_model, tmp_path):
+    from efficientvit_dense.benchmark import deploy
+    classifier = _classifier('m4', distillation=True)
+    randomize_(classifier, seed=3).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = classifier(x, mode='tensor')
+        folded = deploy(copy.deepcopy(classifier))
+        assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())
+        assert isinstance(folded.head.head, torch.nn.Linear) and isinstance(folded.head.head_dist, torch.nn.Linear)
+        assert (folded(x, mode='tensor') - eager).abs().max().item() <= 1e-4
+
+
 # --------------------------------------------------------------------------
 # Configs, data and tools
 

@@ -38,8 +38,8 @@ def main(argv=None):
             if args.checkpoint:
                 from mmengine.runner import load_checkpoint
 
-                from efficientvit_dense.models.weights import check_fits
-                check_fits(model, args.checkpoint)
+                from efficientvit_dense.checkpoint_fit import check_checkpoint_fits
+                check_checkpoint_fits(model, args.checkpoint, 'evaluate')
                 load_checkpoint(model, args.checkpoint, map_location='cpu')
         else:
             model, _ = build_backbone(args.model, size)

@@ -1,4 +1,5 @@
-from .backbones import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
+from .arch import ARCH_SETTINGS
+from .backbones import EfficientViT, fuse_batchnorm
 from .heads import EfficientViTClsHead
 from .necks import EfficientViTFPN
 

@@ -1,6 +1,6 @@
 """Reading EfficientViT weights in either public format, safely.
 
-Two formats exist (see DESIGN.md):
+Two formats exist (docs/design.md):
 
 * the official release (``efficientvit_m*.pth``): ``patch_embed.{0,2,4,6}``,
   ``blocks{1,2,3}.N``, Conv-BN children named ``c``/``bn``, ``head.l``;
@@ -9,9 +9,10 @@ Two formats exist (see DESIGN.md):
   ``head.linear``.
 
 This project's modules use timm's names (the "native" format), so the
-official format is renamed on load. Index buffers are rebuilt by the model,
-never read from a file, and attention-bias tables are resized when the
-file's window differs from the model's.
+official format is renamed on load, also inside whole detectors saved by the
+authors' downstream code (``backbone.blocks1.0...``). Index buffers are
+rebuilt by the model, never read from a file, and attention-bias tables are
+resized when the file's window differs from the model's.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
-from timm.layers import resize_rel_pos_bias_table_levit
+import torch.nn.functional as F
 
-from .backbones.efficientvit import ARCH_SETTINGS
+from .arch import ARCH_SETTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +125,22 @@ def extract_state_dict(ckpt: Mapping, prefix: str | None = None) -> dict[str, to
 # Format detection and renaming
 
 
-def detect_format(state: Mapping[str, torch.Tensor]) -> str:
-    """'official' or 'native' (timm names); raises if neither."""
-    keys = list(state)
+def layout_of(keys) -> str | None:
+    """'official', 'native' (timm names) or None for a backbone's keys."""
+    keys = list(keys)
     if any(k.startswith('blocks1.') for k in keys) and any(k.startswith('patch_embed.0.') for k in keys):
         return 'official'
     if any(k.startswith('stages.') for k in keys) and any(k.startswith('patch_embed.conv1.') for k in keys):
         return 'native'
+    return None
+
+
+def detect_format(state: Mapping[str, torch.Tensor]) -> str:
+    """'official' or 'native' (timm names); raises if neither."""
+    keys = list(state)
+    fmt = layout_of(keys)
+    if fmt is not None:
+        return fmt
     sample = ', '.join(keys[:5]) or 'no tensors at all'
     raise CheckpointError(
         'This is not an EfficientViT checkpoint in the official or the timm format '
@@ -231,10 +241,22 @@ def infer_arch(state: Mapping[str, torch.Tensor]) -> str | None:
 # Loading into a model
 
 
+def resize_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:
+    """A (heads, S*S) bias table of (|dy|, |dx|) offsets resized to
+    (heads, window*window) as the authors' downstream code does it: plain
+    bicubic interpolation of each head's SxS grid, without antialiasing
+    (timm's LeViT helper antialiases, which changes the values by up to ~9%)."""
+    heads, length = table.shape
+    side = round(length ** 0.5)
+    grid = table.detach().reshape(1, heads, side, side).float()
+    return F.interpolate(grid, size=(window, window), mode='bicubic', align_corners=False
+                         ).reshape(heads, window * window).to(table.dtype)
+
+
 def resize_attention_biases(state: dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]
                             ) -> list[str]:
-    """Bicubically resize bias tables whose window differs from the model's.
-    Returns a description of each table resized."""
+    """Resize, in ``state``, the bias tables whose window differs from the
+    model's. Returns a description of each table resized."""
     resized = []
     for key, value in list(state.items()):
         target = model_state.get(key)
@@ -242,10 +264,31 @@ def resize_attention_biases(state: dict[str, torch.Tensor], model_state: Mapping
             continue
         if value.shape[0] != target.shape[0]:
             continue  # a different number of heads: reported as a mismatch
-        state[key] = resize_rel_pos_bias_table_levit(value.T, target.shape[::-1]).T.contiguous()
         old, new = round(value.shape[1] ** 0.5), round(target.shape[1] ** 0.5)
+        state[key] = resize_bias_table(value, new)
         resized.append(f'{key} ({old}x{old} -> {new}x{new})')
     return resized
+
+
+def adapt_state_dict(state: dict[str, torch.Tensor], prefix: str, model_state: Mapping[str, torch.Tensor]
+                     ) -> dict:
+    """In place, make the backbone tensors of ``state`` under ``prefix``
+    loadable into a backbone whose own (unprefixed) state is ``model_state``:
+    official names become native, index buffers go, bias tables are resized.
+    Tensors outside ``prefix`` are left alone, so this works on a whole
+    detector's state dict. Returns what it found and did:
+    ``dict(format=..., resized=[...])``, format None when nothing under
+    ``prefix`` is in a known layout (the load then reports what is missing)."""
+    keys = [k for k in state if k.startswith(prefix)]
+    fmt = layout_of(k[len(prefix):] for k in keys)
+    if fmt is None:
+        return dict(format=None, resized=[])
+    own = {k[len(prefix):]: state.pop(k) for k in keys}
+    own = official_to_native(own) if fmt == 'official' else {
+        k: v for k, v in own.items() if not k.endswith('attention_bias_idxs')}
+    resized = resize_attention_biases(own, model_state)
+    state.update((prefix + k, v) for k, v in own.items())
+    return dict(format=fmt, resized=resized)
 
 
 def _short_list(keys: list[str], limit: int = 8) -> str:
@@ -329,41 +372,47 @@ def load_classifier_weights(classifier: nn.Module, source: str, strict: bool = T
     return load_state_into(classifier, state, source, fmt, drop_head=False, strict=strict)
 
 
-def convert_checkpoint(source: str, destination: str, drop_head: bool = False) -> dict:
-    """Convert an official or timm checkpoint into this project's format:
-    ``{'state_dict': native tensors, 'meta': {...}}``. Refuses to overwrite."""
+def convert_checkpoint(source: str, destination: str, drop_head: bool = False,
+                       backbone_only: bool = False) -> dict:
+    """Convert a checkpoint into this project's format, ``{'state_dict':
+    native tensors, 'meta': {...}}``, and return the meta. Refuses to overwrite.
+
+    * An ImageNet backbone (official or timm), or with ``backbone_only`` the
+      backbone of a whole model: the backbone's tensors, ImageNet head kept
+      unless ``drop_head``.
+    * A whole model (keys under ``backbone.``), e.g. a detector released by
+      the authors: every tensor, the backbone's renamed, with the class names
+      as ``meta['dataset_meta']`` (mmdet 3's inferencers read them there;
+      mmcv 1 saved them as ``meta['CLASSES']``).
+    """
     if os.path.exists(destination):
         raise FileExistsError(f'{destination} already exists; choose another output path.')
-    state, fmt = to_native(extract_state_dict(read_checkpoint(source)))
-    if drop_head:
-        state = without_head(state)
-    meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=fmt,
-                arch=infer_arch(state), has_head=any(k.startswith(HEAD_PREFIXES) for k in state))
+    ckpt = read_checkpoint(source)
+    state = extract_state_dict(ckpt, prefix='')
+    if any(k.startswith('backbone.') for k in state) and not backbone_only:
+        if drop_head:
+            raise CheckpointError(f'{source} holds a whole model; --drop-head applies to its backbone alone '
+                                  '(add --backbone-only).')
+        found = adapt_state_dict(state, 'backbone.', {})
+        if found['format'] is None:
+            raise CheckpointError(f'{source} is a whole model whose backbone is not EfficientViT (first keys: '
+                                  f'{_short_list([k for k in state if k.startswith("backbone.")], 3)}).')
+        backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+        meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=found['format'],
+                    arch=infer_arch(backbone), kind='whole model')
+        source_meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), Mapping) else {}
+        dataset_meta = source_meta.get('dataset_meta')
+        classes = dataset_meta.get('classes') if isinstance(dataset_meta, Mapping) else source_meta.get('CLASSES')
+        if classes:
+            meta['dataset_meta'] = dict(classes=tuple(classes))
+    else:
+        state, fmt = to_native(extract_state_dict(ckpt))
+        if drop_head:
+            state = without_head(state)
+        meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=fmt,
+                    arch=infer_arch(state), kind='backbone', has_head=any(k.startswith(HEAD_PREFIXES) for k in state))
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     tmp = destination + '.tmp'
     torch.save(dict(state_dict=state, meta=meta), tmp)
     os.replace(tmp, destination)  # never leave a half-written file under the final name
     return meta
-
-
-def check_fits(model: nn.Module, source: str, heads_may_differ: bool = False) -> None:
-    """Refuse a whole-model checkpoint (detector, segmentor or classifier,
-    as mmengine saves them) that does not fit ``model``. mmengine loads with
-    ``strict=False``, which only warns and leaves what did not fit random.
-    ``heads_may_differ``: fine-tuning on other classes, where only tensors
-    outside the backbone and neck may differ."""
-    state = extract_state_dict(read_checkpoint(source), prefix='')
-    model_state = model.state_dict()
-    shared = [k for k in state if k in model_state]
-    if not shared:
-        raise CheckpointError(
-            f'{source} holds none of this model\'s weights (file: {_short_list(list(state), 3) or "no tensors"}; '
-            f'model: {_short_list(list(model_state), 3)}). Use a checkpoint trained with this config; ImageNet '
-            'backbone weights go in model.backbone.init_cfg instead.')
-    body = ('backbone.', 'neck.')
-    mismatched = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}' for k in shared
-                  if state[k].shape != model_state[k].shape and not (heads_may_differ and not k.startswith(body))]
-    if mismatched:
-        raise CheckpointError(
-            f'{source} was trained for another model: {len(mismatched)} tensors have other shapes '
-            f'({_short_list(mismatched, 2)}). Use the config it was trained with (a copy is in its work dir).')

@@ -1,3 +1,3 @@
-from .efficientvit import ARCH_SETTINGS, EfficientViT, fuse_batchnorm
+from .efficientvit import EfficientViT, fuse_batchnorm
 
-__all__ = ['ARCH_SETTINGS', 'EfficientViT', 'fuse_batchnorm']
+__all__ = ['EfficientViT', 'fuse_batchnorm']

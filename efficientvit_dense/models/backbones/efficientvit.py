@@ -26,39 +26,8 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, SqueezeExcite
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...config_checks import ConfigError
-
-# Paper Table 1. Every model uses key_dim 16; the per-head value width is
-# embed_dim / num_heads, so that a head's output can feed the next head.
-ARCH_SETTINGS: dict[str, dict] = {
-    'm0': dict(embed_dims=(64, 128, 192), depths=(1, 2, 3), num_heads=(4, 4, 4), kernels=(5, 5, 5, 5)),
-    'm1': dict(embed_dims=(128, 144, 192), depths=(1, 2, 3), num_heads=(2, 3, 3), kernels=(7, 5, 3, 3)),
-    'm2': dict(embed_dims=(128, 192, 224), depths=(1, 2, 3), num_heads=(4, 3, 2), kernels=(7, 5, 3, 3)),
-    'm3': dict(embed_dims=(128, 240, 320), depths=(1, 2, 3), num_heads=(4, 3, 4), kernels=(5, 5, 5, 5)),
-    'm4': dict(embed_dims=(128, 256, 384), depths=(1, 2, 3), num_heads=(4, 4, 4), kernels=(7, 5, 3, 3)),
-    'm5': dict(embed_dims=(192, 288, 384), depths=(1, 3, 4), num_heads=(3, 3, 4), kernels=(7, 5, 3, 3)),
-}
-KEY_DIM = 16
-STEM_STRIDE = 16
-MIN_INPUT_SIZE = 32  # the stride-64 map must be at least 1x1 after the stride-32 one
-
-
-def resolve_arch(arch: str | dict) -> dict:
-    """Return the full arch dict for a name ('m0'..'m5') or a custom dict."""
-    if isinstance(arch, str):
-        key = arch.lower()
-        if key not in ARCH_SETTINGS:
-            raise ConfigError(f'Unknown EfficientViT arch {arch!r}; choose one of '
-                             f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
-                             "'embed_dims', 'depths', 'num_heads', 'kernels'.")
-        return dict(ARCH_SETTINGS[key])
-    required = {'embed_dims', 'depths', 'num_heads', 'kernels'}
-    if not isinstance(arch, dict) or not required <= set(arch):
-        raise ValueError(f'A custom EfficientViT arch must be a dict with keys {sorted(required)}, got {arch!r}.')
-    for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
-        if dim % heads:
-            raise ValueError(f'embed_dim {dim} is not divisible by its {heads} heads in arch {arch!r}.')
-    return dict(arch)
+from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
+from ..weights import adapt_state_dict, load_backbone_weights
 
 
 class ConvBN(nn.Sequential):
@@ -310,7 +279,7 @@ class EfficientViT(BaseModule):
         window_size: Attention window, one int or one per stage. Dense
             prediction uses 7 everywhere; timm's ImageNet models at 224 behave
             as ``(7, 7, 4)`` because they clamp the window to the stage size.
-        out_indices: Stages (0, 1, 2) whose outputs are returned.
+        out_indices: Stages (0, 1, 2) whose outputs are returned, finest first.
         frozen_stages: -1 freezes nothing, 0 the stem, k the stem and stages
             1..k: no gradients and BatchNorm kept in eval mode.
         norm_eval: Keep every BatchNorm in eval mode while training (its
@@ -340,10 +309,12 @@ class EfficientViT(BaseModule):
         windows = (window_size,) * num_stages if isinstance(window_size, int) else tuple(window_size)
         if len(windows) != num_stages:
             raise ValueError(f'window_size needs one value per stage ({num_stages}), got {window_size!r}.')
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i not in range(num_stages) for i in out_indices):
-            raise ValueError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))}, '
-                             f'got {out_indices!r}.')
+        if (not out_indices or any(i not in range(num_stages) for i in out_indices)
+                or len(set(out_indices)) != len(out_indices)):
+            raise ValueError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))} without '
+                             f'repeats, got {out_indices!r}.')
+        # Maps come out finest first whatever the order given, as in mmdet's ResNet and timm.
+        out_indices = tuple(sorted(out_indices))
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
         self.embed_dims = tuple(embed_dims)
@@ -365,6 +336,10 @@ class EfficientViT(BaseModule):
                 kernels=self.arch['kernels'], drop_paths=rates[start:start + depths[i]],
                 downsample=i > 0))
         self._freeze_stages()
+        # Any load_state_dict (mmengine's runner, mmdet's inferencers and
+        # init_detector, plain torch) maps a state dict in the official
+        # release's layout, e.g. the authors' detectors, as it arrives.
+        self.register_load_state_dict_pre_hook(_adapt_incoming_state)
 
     @property
     def out_channels(self) -> tuple[int, ...]:
@@ -386,7 +361,6 @@ class EfficientViT(BaseModule):
                       logger='current', level=logging.WARNING)
         else:
             # mmengine's generic loader knows neither public format.
-            from ..weights import load_backbone_weights
             load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
 
@@ -431,6 +405,15 @@ class EfficientViT(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+def _adapt_incoming_state(module: EfficientViT, state_dict, prefix, *_) -> None:
+    found = adapt_state_dict(state_dict, prefix, module.state_dict())
+    done = (['renamed from the official release\'s layout'] if found['format'] == 'official' else []) + \
+        ([f'{len(found["resized"])} attention-bias tables resized to the window'] if found['resized'] else [])
+    if done:
+        print_log(f'EfficientViT weights under {prefix or "the root"!r}: {"; ".join(done)}.', logger='current',
+                  level=logging.INFO)
 
 
 def _replace_modules(model: nn.Module, matches, replacement) -> None:

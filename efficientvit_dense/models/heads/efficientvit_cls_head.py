@@ -29,6 +29,19 @@ class NormLinear(nn.Sequential):
         self.drop = nn.Dropout(drop)
         self.linear = nn.Linear(in_features, out_features)
 
+    @torch.no_grad()
+    def fuse(self) -> nn.Linear:
+        """The deploy form: one Linear (BatchNorm folded in, dropout gone), as
+        timm and the release fold it. Eval mode only."""
+        bn, linear = self.bn, self.linear
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        fused = nn.Linear(linear.in_features, linear.out_features, device=linear.weight.device,
+                          dtype=linear.weight.dtype)
+        fused.weight.copy_(linear.weight * scale[None, :])
+        fused.bias.copy_(linear.weight @ shift + linear.bias)
+        return fused
+
 
 @MODELS.register_module()
 class EfficientViTClsHead(ClsHead):

@@ -412,8 +412,8 @@ def _adapt_incoming_state(module: EfficientViT, state_dict, prefix, *_) -> None:
     done = (['renamed from the official release\'s layout'] if found['format'] == 'official' else []) + \
         ([f'{len(found["resized"])} attention-bias tables resized to the window'] if found['resized'] else [])
     if done:
-        print_log(f'EfficientViT weights under {prefix or "the root"!r}: {"; ".join(done)}.', logger='current',
-                  level=logging.INFO)
+        where = f' under {prefix!r}' if prefix else ''
+        print_log(f'EfficientViT weights{where}: {"; ".join(done)}.', logger='current', level=logging.INFO)
 
 
 def _replace_modules(model: nn.Module, matches, replacement) -> None:

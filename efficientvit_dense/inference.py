@@ -40,9 +40,10 @@ def list_images(inputs: list[str]) -> list[str]:
 def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
     """The config's toolbox inferencer (mmdet's DetInferencer, mmseg's
     MMSegInferencer, mmpretrain's ImageClassificationInferencer) with the
-    weights of ``checkpoint``, refused unless they cover the whole model
-    (the inferencers load with ``strict=False`` and only warn). Without a
-    checkpoint the model keeps the weights it was built with."""
+    weights of ``checkpoint``, refused before any prediction unless they
+    cover the whole model (the inferencers load as they are built, with
+    ``strict=False``, and only warn). Without a checkpoint the model keeps
+    the weights it was built with."""
     plain_image_loading(cfg)
     scope = cfg.get('default_scope')
     # Inferencers build their pipelines in the current scope, which an earlier one may have left set.

@@ -51,11 +51,12 @@ def random_timm_model(arch: str, seed: int = 0) -> nn.Module:
     return randomize_(timm.create_model(f'efficientvit_{arch}', pretrained=False), seed).eval()
 
 
-def official_state_dict(timm_model: nn.Module) -> dict[str, torch.Tensor]:
-    """A timm model's weights in the official release's layout, including the
-    persistent ``attention_bias_idxs`` buffers the release carries. They are
-    filled with zeros: a loader that trusted them would give wrong outputs."""
-    state = native_to_official(timm_model.state_dict())
+def official_state_dict(model: nn.Module | dict) -> dict[str, torch.Tensor]:
+    """A backbone's weights (timm's model, ours, or their state dict) in the
+    official release's layout, including the persistent
+    ``attention_bias_idxs`` buffers the release carries. They are filled
+    with zeros: a loader that trusted them would give wrong outputs."""
+    state = native_to_official(model.state_dict() if isinstance(model, nn.Module) else model)
     for key in [k for k in state if k.endswith('attention_biases')]:
         n = state[key].shape[1]
         state[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
@@ -70,10 +71,7 @@ def release_detector_checkpoint(model: nn.Module, classes: tuple[str, ...] = ())
     neck and heads under mmdet's names, the class names as mmcv 1's ``CLASSES``."""
     state = model.state_dict()
     backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    release = {f'backbone.{k}': v for k, v in native_to_official(backbone).items()}
-    for key in [k for k in release if k.endswith('attention_biases')]:
-        n = release[key].shape[1]
-        release[key.replace('attention_biases', 'attention_bias_idxs')] = torch.zeros(n, n, dtype=torch.long)
+    release = {f'backbone.{k}': v for k, v in official_state_dict(backbone).items()}
     release.update((k, v) for k, v in state.items() if not k.startswith('backbone.'))
     meta = dict(mmcv_version='1.4.0', mmdet_version='2.25.0', time='Tue Mar  7 10:00:00 2023', epoch=12,
                 iter=87960, CLASSES=tuple(classes), config='# the mmdet 2.x config text')

@@ -209,5 +209,5 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=out)]
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     runner = _build(cfg, purpose='evaluate')
-    with safe_loading_errors(checkpoint):
+    with safe_loading_errors(checkpoint), without_mmengine_key_dump():
         return runner.test()

@@ -104,12 +104,28 @@ def test_the_release_file_has_the_authors_layout(checkpoints):
     saved = torch.load(release, weights_only=True)
     assert set(saved) == {'meta', 'state_dict', 'optimizer'} and saved['meta']['CLASSES'] == CLASSES
     state = saved['state_dict']
-    # Names as microsoft/Cream EfficientViT/downstream/efficientvit.py builds them.
-    for key in ('backbone.patch_embed.0.c.weight', 'backbone.blocks1.0.dw0.m.c.weight',
-                'backbone.blocks2.1.conv1.c.weight', 'backbone.blocks3.4.mixer.m.attn.attention_bias_idxs',
-                'neck.extra_trans_convs.0.conv.weight'):
-        assert key in state, key
-    assert not any(k.startswith('backbone.stages.') for k in state)
+    # Names and shapes as microsoft/Cream EfficientViT/downstream/efficientvit.py builds M4 (widths 128, 256,
+    # 384; 4 heads; key dim 16): blocks2.0 and blocks2.2 are the downsample's residual pairs before and after
+    # PatchMerging (blocks2.1), at the old and the new width; the stage's blocks follow from index 3.
+    expected = {
+        'backbone.patch_embed.0.c.weight': (16, 3, 3, 3),
+        'backbone.patch_embed.6.bn.running_var': (128,),
+        'backbone.blocks1.0.dw0.m.c.weight': (128, 1, 3, 3),
+        'backbone.blocks2.0.0.m.c.weight': (128, 1, 3, 3),
+        'backbone.blocks2.0.1.m.pw1.c.weight': (256, 128, 1, 1),
+        'backbone.blocks2.1.conv1.c.weight': (512, 128, 1, 1),
+        'backbone.blocks2.1.se.fc1.weight': (128, 512, 1, 1),
+        'backbone.blocks2.1.conv3.c.weight': (256, 512, 1, 1),
+        'backbone.blocks2.2.0.m.c.weight': (256, 1, 3, 3),
+        'backbone.blocks2.3.mixer.m.attn.qkvs.0.c.weight': (96, 64, 1, 1),
+        'backbone.blocks2.4.mixer.m.attn.dws.3.c.weight': (16, 1, 3, 3),
+        'backbone.blocks3.5.ffn1.m.pw2.bn.running_var': (384,),
+        'backbone.blocks3.5.mixer.m.attn.attention_biases': (4, 49),
+        'backbone.blocks3.5.mixer.m.attn.attention_bias_idxs': (49, 49),
+        'neck.extra_trans_convs.0.conv.weight': (256, 256, 2, 2),
+    }
+    assert {k: tuple(state[k].shape) for k in expected if k in state} == expected
+    assert not any(k.startswith('backbone.stages.') for k in state) and 'backbone.blocks3.6.dw0.m.c.weight' not in state
 
 
 def _predictions(path):
@@ -235,7 +251,7 @@ def test_each_part_left_without_weights_is_named(checkpoints, data):
         torch.save({'state_dict': _without(model.state_dict(), part + '.')}, path)
         with pytest.raises(CheckpointError, match=rf"holds none of the weights of the model's {part} "):
             check_checkpoint_fits(model, str(path), 'evaluate')
-        with pytest.raises(CheckpointError, match=rf"model's {part} .*ImageNet backbone weights go in"):
+        with pytest.raises(CheckpointError, match=rf"model's {part} .*convert_checkpoint.py --backbone-only"):
             check_checkpoint_fits(model, str(path), 'fine-tune')
 
 
@@ -270,3 +286,82 @@ def test_the_stage3_bias_table_is_resized_as_the_release_does(timm_model):
         assert table.shape == (4, 16)
         expected = F.interpolate(table.view(1, 4, 4, 4), size=(7, 7), mode='bicubic').view(4, 49)
         assert torch.equal(model.state_dict()[key], expected)
+
+
+# --------------------------------------------------------------------------
+# The parts of other models, and files mmengine would read differently
+
+
+def test_segmentor_and_classifier_heads_are_parts_of_their_own(tmp_path):
+    from mmseg.registry import MODELS as SEG_MODELS
+
+    from efficientvit_dense.checkpoint_fit import model_parts
+    from efficientvit_dense.reference import imagenet_classifier
+    cfg = load_config(osp.join(REPO, 'configs', 'upernet_efficientvit_m4_ade20k.py'))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        segmentor = SEG_MODELS.build(cfg.model)
+    assert model_parts(segmentor) == ['backbone', 'neck', 'decode_head', 'auxiliary_head']
+    torch.save({'state_dict': _without(segmentor.state_dict(), 'auxiliary_head.')}, tmp_path / 'seg.pth')
+    with pytest.raises(CheckpointError, match="none of the weights of the model's auxiliary_head"):
+        check_checkpoint_fits(segmentor, str(tmp_path / 'seg.pth'), 'evaluate')
+
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = CLS_MODELS.build(imagenet_classifier('m0', distillation=True))
+    assert model_parts(classifier) == ['backbone', 'head.head', 'head.head_dist']
+    torch.save({'state_dict': _without(classifier.state_dict(), 'head.head_dist.')}, tmp_path / 'cls.pth')
+    with pytest.raises(CheckpointError, match="none of the weights of the model's head.head_dist"):
+        check_checkpoint_fits(classifier, str(tmp_path / 'cls.pth'), 'evaluate')
+
+
+class _Detector(torch.nn.Module):
+    """A model with tensors outside its parts: roi_head's own, the model's own."""
+
+    def __init__(self, classes=3, width=4):
+        super().__init__()
+        self.level_embed = torch.nn.Parameter(torch.zeros(2, width))
+        self.backbone = torch.nn.Linear(width, width)
+        self.roi_head = torch.nn.Module()
+        self.roi_head.scale = torch.nn.Parameter(torch.ones(1))
+        self.roi_head.bbox_head = torch.nn.Linear(width, classes + 1)
+        self.roi_head.mask_head = torch.nn.Linear(width, classes)
+
+
+def test_every_tensor_belongs_to_a_part_that_must_be_covered(tmp_path):
+    model = _Detector()
+    state = model.state_dict()
+    for left_out, part in (('roi_head.mask_head.', 'roi_head.mask_head'), ('level_embed', 'level_embed'),
+                           ('roi_head.scale', 'roi_head')):
+        torch.save({'state_dict': _without(state, left_out)}, tmp_path / 'x.pth')
+        for purpose in ('evaluate', 'fine-tune'):
+            with pytest.raises(CheckpointError, match=rf"none of the weights of the model's {part} "):
+                check_checkpoint_fits(model, str(tmp_path / 'x.pth'), purpose)
+
+
+def test_fine_tuning_allows_heads_for_other_classes_only(tmp_path):
+    torch.save({'state_dict': _Detector(classes=80).state_dict()}, tmp_path / 'coco.pth')
+    check_checkpoint_fits(_Detector(classes=3), str(tmp_path / 'coco.pth'), 'fine-tune')
+    wider = dict(_Detector(classes=3).state_dict())
+    wider['roi_head.bbox_head.weight'] = torch.zeros(4, 8)  # the same classes, another input width
+    torch.save({'state_dict': wider}, tmp_path / 'wider.pth')
+    with pytest.raises(CheckpointError, match=r'trained for another model: 1 tensors .*file \(4, 8\) vs model \(4, 4\)'):
+        check_checkpoint_fits(_Detector(classes=3), str(tmp_path / 'wider.pth'), 'fine-tune')
+
+
+def test_weights_where_mmengine_does_not_look_are_refused(tmp_path):
+    model = _Detector()
+    torch.save({'model': model.state_dict()}, tmp_path / 'official.pth')
+    with pytest.raises(CheckpointError, match="keeps its weights under 'model'.*nothing would load"):
+        check_checkpoint_fits(model, str(tmp_path / 'official.pth'), 'evaluate')
+    torch.save({'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()}}, tmp_path / 'ddp.pth')
+    check_checkpoint_fits(model, str(tmp_path / 'ddp.pth'), 'evaluate')  # mmengine strips a DDP prefix too
+
+
+def test_only_mmengines_key_dump_is_left_out_of_the_output(capsys):
+    from efficientvit_dense.checkpoint_fit import without_mmengine_key_dump
+    with without_mmengine_key_dump():
+        print('before')
+        print('The model and loaded state dict do not match exactly\n\nmissing keys in source state_dict: a, b\n')
+        print('after')
+        assert sys.stdout.encoding and sys.stdout.isatty() in (True, False)
+    assert capsys.readouterr().out == 'before\nafter\n'

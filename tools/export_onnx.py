@@ -38,9 +38,10 @@ def main(argv=None):
             if args.checkpoint:
                 from mmengine.runner import load_checkpoint
 
-                from efficientvit_dense.checkpoint_fit import check_checkpoint_fits
+                from efficientvit_dense.checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
                 check_checkpoint_fits(model, args.checkpoint, 'evaluate')
-                load_checkpoint(model, args.checkpoint, map_location='cpu')
+                with without_mmengine_key_dump():
+                    load_checkpoint(model, args.checkpoint, map_location='cpu')
         else:
             model, _ = build_backbone(args.model, size)
         model = deploy(model.eval())

@@ -291,7 +291,8 @@ def adapt_state_dict(state: dict[str, torch.Tensor], prefix: str, model_state: M
     return dict(format=fmt, resized=resized)
 
 
-def _short_list(keys: list[str], limit: int = 8) -> str:
+def short_list(keys: list[str], limit: int = 8) -> str:
+    """The first ``limit`` items, and how many more there are."""
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
@@ -320,18 +321,18 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
             hint += f' The model is {model_arch}.'
         raise CheckpointError(
             f'{source} does not fit this model: {len(mismatched)} tensors have other shapes '
-            f'({_short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')
+            f'({short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')
 
     missing = sorted(set(model_state) - set(state))
     unexpected = sorted(set(state) - set(model_state))
     lines = [f'EfficientViT weights from {source} ({fmt} format): '
              f'{len(set(state) & set(model_state))}/{len(model_state)} tensors loaded']
     if resized:
-        lines.append(f'resized attention-bias tables ({len(resized)}): {_short_list(resized, 3)}')
+        lines.append(f'resized attention-bias tables ({len(resized)}): {short_list(resized, 3)}')
     if missing:
-        lines.append(f'missing keys ({len(missing)}): {_short_list(missing)}')
+        lines.append(f'missing keys ({len(missing)}): {short_list(missing)}')
     if unexpected:
-        lines.append(f'unexpected keys ({len(unexpected)}): {_short_list(unexpected)}')
+        lines.append(f'unexpected keys ({len(unexpected)}): {short_list(unexpected)}')
     message = '\n  '.join(lines)
     if strict and missing:
         raise CheckpointError(message + '\nThe file does not cover the whole model; '
@@ -372,6 +373,17 @@ def load_classifier_weights(classifier: nn.Module, source: str, strict: bool = T
     return load_state_into(classifier, state, source, fmt, drop_head=False, strict=strict)
 
 
+def _dataset_meta(meta) -> dict:
+    """A checkpoint meta's class names and palette as mmengine keeps them
+    (``dataset_meta``), also from mmcv 1's ``CLASSES`` and ``PALETTE``."""
+    if not isinstance(meta, Mapping):
+        return {}
+    if isinstance(meta.get('dataset_meta'), Mapping):
+        return dict(meta['dataset_meta'])
+    legacy = dict(classes=meta.get('CLASSES'), palette=meta.get('PALETTE'))
+    return {k: v for k, v in legacy.items() if v is not None}
+
+
 def convert_checkpoint(source: str, destination: str, drop_head: bool = False,
                        backbone_only: bool = False) -> dict:
     """Convert a checkpoint into this project's format, ``{'state_dict':
@@ -396,15 +408,12 @@ def convert_checkpoint(source: str, destination: str, drop_head: bool = False,
         found = adapt_state_dict(state, 'backbone.', {})
         if found['format'] is None:
             raise CheckpointError(f'{source} is a whole model whose backbone is not EfficientViT (first keys: '
-                                  f'{_short_list([k for k in state if k.startswith("backbone.")], 3)}).')
-        backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+                                  f'{short_list([k for k in state if k.startswith("backbone.")], 3)}).')
         meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=found['format'],
-                    arch=infer_arch(backbone), kind='whole model')
-        source_meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), Mapping) else {}
-        dataset_meta = source_meta.get('dataset_meta')
-        classes = dataset_meta.get('classes') if isinstance(dataset_meta, Mapping) else source_meta.get('CLASSES')
-        if classes:
-            meta['dataset_meta'] = dict(classes=tuple(classes))
+                    arch=infer_arch(extract_state_dict(state, 'backbone.')), kind='whole model')
+        dataset_meta = _dataset_meta(ckpt.get('meta'))
+        if dataset_meta:
+            meta['dataset_meta'] = dataset_meta
     else:
         state, fmt = to_native(extract_state_dict(ckpt))
         if drop_head:

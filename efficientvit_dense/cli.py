@@ -1,4 +1,7 @@
-"""Argument handling shared by the tools/ command-line scripts."""
+"""What every script in tools/ shares: its parser, the options several take
+(run options as mmdet's tools have them, --cfg-options, --shape), and the
+handling of errors: a :class:`UserError` prints one line and exits with
+status 1; anything else (a bug) keeps its traceback."""
 from __future__ import annotations
 
 import argparse
@@ -8,29 +11,37 @@ from typing import Callable
 
 from mmengine.config import DictAction
 
-from .benchmark import BenchmarkError
-from .complexity import UnknownModelError
-from .config_checks import ConfigError, without_build_prefixes
-from .data_checks import DataError, DataNotFoundError
-from .inference import UnsupportedConfigError
-from .models.weights import CheckpointError
-
-# Errors a user can fix from the message alone: no traceback for these.
-USER_ERRORS = (DataNotFoundError, DataError, ConfigError, FileExistsError, FileNotFoundError, CheckpointError,
-               UnsupportedConfigError, UnknownModelError, BenchmarkError)
+from .engine.config import without_build_prefixes
+from .errors import UserError
 
 
 def parser_for(doc: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def add_cfg_options(parser: argparse.ArgumentParser, help: str = 'override config entries: key=value') -> None:
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=help)
+
+
 def add_run_args(parser: argparse.ArgumentParser, work_dir_help: str) -> None:
     """The options mmdet's train and test tools share."""
     parser.add_argument('--work-dir', help=work_dir_help)
     parser.add_argument('--data-root', help="dataset root, replacing the config's data_root everywhere")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
+    add_cfg_options(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_shape(parser: argparse.ArgumentParser, default: int = 224) -> None:
+    parser.add_argument('--shape', type=int, nargs='+', default=[default], metavar='SIZE',
+                        help='input height and width, or one size for both')
+
+
+def shape(args: argparse.Namespace) -> tuple[int, int]:
+    """(height, width) from ``--shape``."""
+    if len(args.shape) > 2:
+        raise UserError(f'--shape takes a height and a width, or one size for both; got {args.shape}.')
+    return tuple((args.shape * 2)[:2])
 
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -44,7 +55,7 @@ def run(fn: Callable[[], object]) -> None:
     """Call ``fn``; a user error ends the program with its message only."""
     try:
         fn()
-    except USER_ERRORS as err:
+    except UserError as err:
         sys.exit(f'error: {user_message(err)}')
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import efficientvit_dense  # noqa: F401  (shims and registrations, as users get them)
-from efficientvit_dense.reference import random_timm_model
+from efficientvit_dense.analysis.reference import random_timm_model
 
 
 @pytest.fixture(scope='session')

@@ -5,11 +5,16 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from efficientvit_dense.analysis.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
+from efficientvit_dense.errors import CheckpointError
 from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
-from efficientvit_dense.models.backbones.efficientvit import PointwiseLinear
-from efficientvit_dense.models.weights import (CheckpointError, load_backbone_weights, load_state_into,
-                                               native_to_official, official_to_native)
-from efficientvit_dense.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
+from efficientvit_dense.models.deploy import PointwiseLinear
+from efficientvit_dense.models.weights import (
+    load_backbone_weights,
+    load_state_into,
+    native_to_official,
+    official_to_native,
+)
 
 ARCHS = sorted(ARCH_SETTINGS)
 # Paper Table 1 (ImageNet models, millions of parameters).
@@ -117,14 +122,27 @@ def test_norm_eval_keeps_every_bn_statistic_fixed():
     assert model.training and all(p.grad is not None for p in model.parameters())
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+def _count_block_calls(model):
+    from efficientvit_dense.models.backbones.efficientvit import EfficientViTBlock
+    calls = []
+    for block in model.modules():
+        if isinstance(block, EfficientViTBlock):
+            block.register_forward_pre_hook(lambda *_: calls.append(1))  # a recomputation may stop early
+    return calls
+
+
+def test_gradient_checkpointing_recomputes_each_block_and_gives_the_same_gradients():
     torch.manual_seed(0)
     plain = EfficientViT('m0').train()
     checkpointed = EfficientViT('m0', with_cp=True).train()
     checkpointed.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 64, 64)
-    for model in (plain, checkpointed):
+    blocks = sum(ARCH_SETTINGS['m0']['depths'])
+    for model, forwards in ((plain, 1), (checkpointed, 2)):
+        calls = _count_block_calls(model)
         sum(o.sum() for o in model(x)).backward()
+        # Checkpointing keeps no activations inside a block: the backward pass runs each block again.
+        assert len(calls) == forwards * blocks
     for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-5), name
 

@@ -1,33 +1,28 @@
 """Bad input stops with one message naming the file and what to do, or is
-skipped with a warning where the config asks for it (docs/faults.md)."""
+skipped with a warning where the config asks for it (docs/reliability.md)."""
 import json
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn as nn
+from helpers import DETECTION_TINY_RUN, REPO, run_tool
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
 from efficientvit_dense.cli import user_message
-from efficientvit_dense.config_checks import ConfigError, check_top_level_keys
-from efficientvit_dense.data_checks import BadImageError, DataError, check_inputs
-from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
-from efficientvit_dense.demo import DEMOS
-from efficientvit_dense.checkpoint_fit import check_checkpoint_fits
-from efficientvit_dense.models.weights import CheckpointError
-from efficientvit_dense.runner import load_config, train
-from efficientvit_dense.runner import test as evaluate
+from efficientvit_dense.engine.checkpoint_fit import check_checkpoint_fits
+from efficientvit_dense.engine.config import check_top_level_keys, load_config
+from efficientvit_dense.engine.data_checks import check_inputs
+from efficientvit_dense.engine.runner import test as evaluate
+from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import BadImageError, CheckpointError, ConfigError, DataError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY_RUN = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1000, 'default_hooks.checkpoint.interval': 2,
-            'train_dataloader.batch_size': 4, 'val_dataloader.batch_size': 2,
-            'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
-            'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False}
+TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validation unless a test asks
 
 
 @pytest.fixture(scope='module')
@@ -93,10 +88,9 @@ def _break_images(data):
 
 def test_an_unreadable_image_stops_the_run_with_one_line_naming_it(data):
     not_image, truncated = _break_images(data)
-    command = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMOS['detection'].config, '--data-root',
-               str(data), '--work-dir', str(data.parent / 'run'), '--cfg-options',
-               *[f'{k}={v}' for k, v in TINY_RUN.items() if 'num_workers' not in k and 'persistent' not in k]]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_tool('train.py', DEMOS['detection'].config, '--data-root', data, '--work-dir', data.parent / 'run',
+                      '--cfg-options', *[f'{k}={v}' for k, v in TINY_RUN.items()
+                                         if 'num_workers' not in k and 'persistent' not in k])
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: train_dataloader: cannot read ')  # raised in a data worker, told in one line
@@ -115,11 +109,11 @@ def test_unreadable_images_are_skipped_with_a_warning_when_the_config_asks(data)
 
 
 def test_validation_never_skips_an_unreadable_image(data):
-    from efficientvit_dense.data_checks import CheckedLoadImageFromFile
-    loader = CheckedLoadImageFromFile(bad_images='stop', split='val_dataloader')
-    (data / 'bad.jpg').write_text('nope')
-    with pytest.raises(BadImageError, match='val_dataloader: cannot read .*bad.jpg.*evaluation needs every image'):
-        loader(dict(img_path=str(data / 'bad.jpg')))
+    bad = data / 'val' / '000002.jpg'
+    bad.write_text('not an image')
+    cfg = _cfg(data, data_checks=dict(bad_images='skip'), **{'train_cfg.val_interval': 2})
+    with pytest.raises(BadImageError, match=rf'val_dataloader: cannot read {bad}: .*evaluation needs every image'):
+        train(cfg)  # training may skip, as asked; validation must not
 
 
 def test_an_annotation_of_a_category_outside_the_classes_stops_unless_ignored(data):
@@ -206,6 +200,14 @@ def test_an_unknown_arch_is_named_in_one_line(data):
     assert user_message(err.value).startswith("Unknown EfficientViT arch 'm9'; choose one of ['m0',")
 
 
+def test_a_wrong_model_argument_is_one_line_from_the_tool_not_a_traceback(data):
+    result = run_tool('train.py', DEMOS['detection'].config, '--data-root', data, '--work-dir', data.parent / 'run',
+                      '--cfg-options', 'model.backbone.out_indices=[0,5]', timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'error: out_indices must be a non-empty subset of (0, 1, 2) without repeats, got [0, 5].')
+
+
 def test_a_misspelt_key_is_named(data):
     with pytest.raises(ConfigError, match=r"unknown key 'trian_cfg', did you mean 'train_cfg'\?"):
         _cfg(data, **{'trian_cfg.max_iters': 2})
@@ -214,7 +216,7 @@ def test_a_misspelt_key_is_named(data):
 
 
 @pytest.mark.parametrize('config', sorted(
-    osp.relpath(os.path.join(d, f), ROOT) for d, _, fs in os.walk(osp.join(ROOT, 'configs'))
+    osp.relpath(os.path.join(d, f), REPO) for d, _, fs in os.walk(osp.join(REPO, 'configs'))
     for f in fs if f.endswith('.py') and '_base_' not in d))
 def test_no_shipped_config_looks_misspelt(config):
-    check_top_level_keys(Config.fromfile(osp.join(ROOT, config)), config)
+    check_top_level_keys(Config.fromfile(osp.join(REPO, config)), config)

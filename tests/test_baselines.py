@@ -5,15 +5,12 @@ import glob
 import os.path as osp
 
 import pytest
+from helpers import REPO, SEGMENTATION_SIZE, detection_batch, segmentation_batch
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import DefaultScope, MODELS
+from mmengine.registry import MODELS, DefaultScope
 
-from efficientvit_dense.runner import load_config
+from efficientvit_dense.engine.config import load_config
 
-from test_detection import _batch as detection_batch
-from test_segmentation import SMALL, _batch as segmentation_batch
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINES = sorted(glob.glob(osp.join(REPO, 'configs', 'baselines', '*.py')))
 EFFICIENTVIT = {'retinanet': 'retinanet_efficientvit_m4_coco.py', 'fpn': 'fpn_efficientvit_m4_ade20k.py'}
 # What a baseline may change: its backbone, the neck's inputs, and which levels the segmentation head reads.
@@ -54,7 +51,7 @@ def test_baseline_builds_and_runs_a_loss_and_a_predict_step(config, train_and_pr
     cfg = load_config(config)
     cfg.model.backbone.init_cfg = None  # no downloads in tests; the previous test checks the source
     if _task(config) == 'fpn':
-        cfg.model.data_preprocessor.size = SMALL
+        cfg.model.data_preprocessor.size = SEGMENTATION_SIZE
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     model.init_weights()
@@ -66,4 +63,4 @@ def test_baseline_builds_and_runs_a_loss_and_a_predict_step(config, train_and_pr
         num_classes = cfg.model.decode_head.num_classes
         results = train_and_predict_step(model, segmentation_batch(num_classes))
         prediction = results[0].pred_sem_seg.data
-        assert prediction.shape == (1, *SMALL) and prediction.max() < num_classes
+        assert prediction.shape == (1, *SEGMENTATION_SIZE) and prediction.max() < num_classes

@@ -1,15 +1,26 @@
 """Classification: an ImageNet checkpoint of either format loads whole into
 an mmpretrain classifier and gives timm's logits."""
 import copy
+import glob
+import os
+import os.path as osp
+import pickle
+import shutil
 
 import pytest
 import torch
+from helpers import REPO, in_process_loaders
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
+from efficientvit_dense.analysis.reference import imagenet_classifier, official_state_dict, randomize_
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import test as evaluate
+from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import DataNotFoundError
 from efficientvit_dense.models import EfficientViTClsHead
 from efficientvit_dense.models.weights import load_classifier_weights
-from efficientvit_dense.reference import imagenet_classifier, official_state_dict, randomize_
 
 ARCHS = ('m0', 'm1', 'm2', 'm3', 'm4', 'm5')
 
@@ -53,7 +64,7 @@ def test_distilled_checkpoint_averages_both_heads(timm_model, tmp_path):
 
 
 def test_the_deploy_form_folds_the_heads_batchnorm_and_keeps_the_logits(timm_model, tmp_path):
-    from efficientvit_dense.benchmark import deploy
+    from efficientvit_dense.models import deploy
     classifier = _classifier('m4', distillation=True)
     randomize_(classifier, seed=3).eval()
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
@@ -68,18 +79,6 @@ def test_the_deploy_form_folds_the_heads_batchnorm_and_keeps_the_logits(timm_mod
 # --------------------------------------------------------------------------
 # Configs, data and tools
 
-import glob  # noqa: E402
-import os  # noqa: E402
-import os.path as osp  # noqa: E402
-import shutil  # noqa: E402
-
-from mmpretrain.structures import DataSample  # noqa: E402
-
-from efficientvit_dense.data_checks import DataNotFoundError
-from efficientvit_dense.runner import load_config, train  # noqa: E402
-from efficientvit_dense.runner import test as evaluate  # noqa: E402
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLASSIFICATION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cls_*.py')) +
                                 glob.glob(osp.join(REPO, 'configs', 'demo', 'cls_*.py')) +
                                 glob.glob(osp.join(REPO, 'configs', 'custom', 'cls_*.py')))
@@ -135,9 +134,7 @@ def test_missing_cifar_stops_with_one_clear_message(tmp_path):
 
 
 # Two iterations of batch 2, no worker processes.
-TINY_RUN = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-            **{f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-               for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False))}}
+TINY_RUN = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1, **in_process_loaders()}
 
 
 def _user_folders(root, synthetic_root, classes=('star', 'ring', 'cross'), per_class=2):
@@ -151,7 +148,7 @@ def _user_folders(root, synthetic_root, classes=('star', 'ring', 'cross'), per_c
 
 @pytest.fixture(scope='module')
 def synthetic(tmp_path_factory):
-    from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+    from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
     root = tmp_path_factory.mktemp('cls') / 'data'
     generate(str(root), SyntheticSpec(num_train=12, num_val=12, max_objects=5, image_size=96))
     return root
@@ -175,19 +172,27 @@ def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(sy
 
     runner = train(cfg)
     assert runner.train_dataloader.dataset.metainfo['classes'] == ('cross', 'ring', 'star')
-    metrics = evaluate(cfg, str(tmp_path / 'run' / 'epoch_1.pth'))
-    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+    metrics = evaluate(cfg, str(tmp_path / 'run' / 'epoch_1.pth'), out=str(tmp_path / 'preds.pkl'))
+    # The same weights on the same folder: what validation logged at the end of the epoch, and the scores the
+    # trained model gives (top-1 of a barely trained model can match by chance).
+    assert metrics['accuracy/top1'] == runner.message_hub.get_scalar('val/accuracy/top1').current()
+    with open(tmp_path / 'preds.pkl', 'rb') as f:
+        dumped = [sample['pred_score'] for sample in pickle.load(f)]
+    runner.model.eval()
+    with torch.no_grad():
+        live = [sample.pred_score for batch in runner.val_dataloader for sample in runner.model.test_step(batch)]
+    assert len(dumped) == len(live) == 6 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(dumped, live))
 
 
 def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_path):
-    from efficientvit_dense.datasets.synthetic import CLASSES, SyntheticSpec
-    from efficientvit_dense.demo import DEMOS, format_report, run_demo
-    from efficientvit_dense.inference import classify
+    from efficientvit_dense.apps.demo import DEMOS, format_report, run_demo
+    from efficientvit_dense.apps.synthetic import CLASSES, SyntheticSpec
+    from efficientvit_dense.engine.inference import classify
     spec = SyntheticSpec(num_train=12, num_val=12, max_objects=5, image_size=96)  # as `synthetic`: reused
     result = run_demo('classification', str(tmp_path / 'run'), str(synthetic), dict(TINY_RUN), spec)
     assert 0.0 <= result['metrics']['top-1'] <= 100.0 and result['images_per_s'] > 0
     assert 'top-1' in format_report(result)
-    from efficientvit_dense.report import collect
+    from efficientvit_dense.analysis.report import collect
     (row,) = collect([str(tmp_path / 'run')])  # tools/report.py reads what the demo leaves
     assert row['metric'] == 'top-1' and row['value'] == pytest.approx(result['metrics']['top-1'])
     assert row['speed']['images_per_s'] == pytest.approx(result['images_per_s'])

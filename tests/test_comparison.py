@@ -3,14 +3,12 @@ backbones trained, timed in one run, and reported with their settings."""
 import os.path as osp
 
 import pytest
+from helpers import DETECTION_TINY_RUN, TINY_SPEC, detection_batch
 from mmdet.registry import MODELS
 from mmengine.registry import DefaultScope
 
-from efficientvit_dense.comparison import COMPARISON_CONFIGS, compare_backbones
-from efficientvit_dense.runner import load_config
-
-from test_detection import _batch
-from test_detection_e2e import TINY, TINY_RUN
+from efficientvit_dense.apps.comparison import COMPARISON_CONFIGS, compare_backbones
+from efficientvit_dense.engine.config import load_config
 
 
 @pytest.mark.parametrize('config', COMPARISON_CONFIGS, ids=osp.basename)
@@ -19,7 +17,7 @@ def test_comparison_config_builds_and_runs_a_loss_and_a_predict_step(config, tra
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     model.init_weights()
-    results = train_and_predict_step(model, _batch())
+    results = train_and_predict_step(model, detection_batch())
     assert len(results) == 2 and 'bboxes' in results[0].pred_instances
 
 
@@ -35,7 +33,7 @@ def test_every_comparison_config_trains_at_one_image_size():
 def test_comparison_trains_times_and_reports_each_backbone(tmp_path):
     configs = [c for c in COMPARISON_CONFIGS if 'efficientvit_m0' in c or 'mobilenetv2' in c]
     run = dict(configs=configs, work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'),
-               batch_size=2, warmup=0, repeats=1, cfg_options=TINY_RUN, spec=TINY)
+               batch_size=2, warmup=0, repeats=1, cfg_options=DETECTION_TINY_RUN, spec=TINY_SPEC)
     first = compare_backbones(**run)
     rows = [line for line in first['table'].splitlines() if line.startswith('| retinanet_')]
     assert [row.split(' | ')[0] for row in rows] == ['| retinanet_efficientvit_m0_synthetic',
@@ -45,7 +43,9 @@ def test_comparison_trains_times_and_reports_each_backbone(tmp_path):
     assert '†' not in first['table']  # measured alike
     assert osp.getsize(first['plot']) > 0
 
+    run_dir = tmp_path / 'compare' / 'retinanet_efficientvit_m0_synthetic'
+    saved = (run_dir / 'iter_2.pth').stat().st_mtime_ns
     second = compare_backbones(**run)  # finished runs are not trained again; the first report stays
     assert second['markdown'] != first['markdown'] and osp.exists(first['markdown'])
-    checkpoints = sorted(p.name for p in (tmp_path / 'compare' / 'retinanet_efficientvit_m0_synthetic').glob('*.pth'))
-    assert checkpoints == ['iter_2.pth']
+    assert sorted(p.name for p in run_dir.glob('*.pth')) == ['iter_2.pth']
+    assert (run_dir / 'iter_2.pth').stat().st_mtime_ns == saved  # a second training would have saved it anew

@@ -11,7 +11,6 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 
-
 class _TinyRegressor(BaseModel):
 
     def __init__(self):

@@ -4,11 +4,10 @@ import subprocess
 import sys
 
 import pytest
+from helpers import REPO
 
-from efficientvit_dense.complexity import build_arch_classifier, build_config_model, count
-from efficientvit_dense.runner import load_config
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from efficientvit_dense.analysis.complexity import build_arch_classifier, build_config_model, count
+from efficientvit_dense.engine.config import load_config
 
 
 def test_m0_counts_as_the_papers_table():

@@ -2,40 +2,18 @@ import glob
 import os.path as osp
 
 import pytest
-import torch
+from helpers import REPO, detection_batch, run_tool
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmdet.structures.mask import BitmapMasks
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
 
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import DataNotFoundError
 from efficientvit_dense.models import EfficientViT, EfficientViTFPN
-from efficientvit_dense.data_checks import DataNotFoundError
-from efficientvit_dense.runner import load_config, train
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DETECTION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_coco.py')) +
                            glob.glob(osp.join(REPO, 'configs', 'demo', 'retinanet_*.py')) +
                            glob.glob(osp.join(REPO, 'configs', 'custom', 'retinanet_*.py')))
-
-
-def _batch(height=128, width=160, with_mask=False):
-    gen = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(2):
-        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                                             scale_factor=(1.0, 1.0)))
-        boxes = torch.tensor([[8.0, 10.0, 60.0, 70.0], [70.0, 40.0, 150.0, 120.0]])
-        instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]))
-        if with_mask:
-            masks = torch.zeros(2, height, width, dtype=torch.uint8)
-            for mask, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
-                mask[y0:y1, x0:x1] = 1
-            instances.masks = BitmapMasks(masks.numpy(), height, width)
-        sample.gt_instances = instances
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8) for _ in range(2)]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 @pytest.mark.parametrize('config', DETECTION_CONFIGS, ids=osp.basename)
@@ -47,7 +25,7 @@ def test_config_builds_and_runs_a_loss_and_a_predict_step(config, train_and_pred
     assert isinstance(model.backbone, EfficientViT) and isinstance(model.neck, EfficientViTFPN)
     with_mask = 'mask' in osp.basename(config)
 
-    results = train_and_predict_step(model, _batch(with_mask=with_mask))
+    results = train_and_predict_step(model, detection_batch(with_mask=with_mask))
     assert len(results) == 2 and 'bboxes' in results[0].pred_instances
     if with_mask:
         assert 'masks' in results[0].pred_instances
@@ -83,7 +61,7 @@ def test_custom_dataset_recipe_sets_classes_and_num_classes_in_one_place(tmp_pat
     custom template with the classes and paths named is all it takes."""
     from mmdet.registry import DATASETS
 
-    from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
+    from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
     generate(str(tmp_path / 'shapes'), SyntheticSpec(num_train=6, num_val=2, image_size=128))
     template = osp.join(REPO, 'configs', 'custom', 'retinanet_efficientvit_m4_custom_coco.py')
     text = open(template).read()
@@ -111,12 +89,8 @@ def test_custom_dataset_recipe_sets_classes_and_num_classes_in_one_place(tmp_pat
 
 
 def test_train_tool_reports_missing_data_in_one_message_without_a_traceback(tmp_path):
-    import subprocess
-    import sys
-    result = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/retinanet_efficientvit_m4_coco.py',
-         '--data-root', str(tmp_path / 'nowhere'), '--work-dir', str(tmp_path / 'run')],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_tool('train.py', 'configs/retinanet_efficientvit_m4_coco.py', '--data-root', tmp_path / 'nowhere',
+                      '--work-dir', tmp_path / 'run', timeout=300)
     assert result.returncode == 1
     assert f'error: train_dataloader: data root not found: {tmp_path / "nowhere"}/' in result.stderr
     assert 'Traceback' not in result.stderr

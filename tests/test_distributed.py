@@ -7,10 +7,10 @@ import socket
 import subprocess
 import sys
 
-from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
-from efficientvit_dense.demo import DEMOS
+from helpers import REPO
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
 
 
 def _free_port():
@@ -23,12 +23,12 @@ def test_two_processes_train_the_detection_demo_and_write_one_checkpoint(tmp_pat
     generate(str(tmp_path / 'data'), SyntheticSpec(num_train=8, num_val=2, max_objects=3))
     work_dir = tmp_path / 'run'
     result = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DEMOS['detection'].config, '2',
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DEMOS['detection'].config, '2',
          '--work-dir', str(work_dir), '--data-root', str(tmp_path / 'data'), '--cfg-options',
          'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
          'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
          'val_dataloader.batch_size=1', 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, 'MASTER_PORT': str(_free_port()), 'PYTHON': sys.executable})
     assert result.returncode == 0, result.stderr[-3000:]  # torchrun fails if either rank does
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_2.pth']

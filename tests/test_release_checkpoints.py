@@ -15,19 +15,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import REPO
 from mmdet.registry import MODELS
 from mmengine.registry import DefaultScope
 
-from efficientvit_dense.checkpoint_fit import check_checkpoint_fits
-from efficientvit_dense.datasets.synthetic import CLASSES, SyntheticSpec, generate
+from efficientvit_dense.analysis.reference import randomize_, release_detector_checkpoint
+from efficientvit_dense.apps.synthetic import CLASSES, SyntheticSpec, generate
+from efficientvit_dense.engine.checkpoint_fit import check_checkpoint_fits
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import test as evaluate
+from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import CheckpointError
 from efficientvit_dense.models import EfficientViT
-from efficientvit_dense.models.weights import CheckpointError, resize_bias_table
-from efficientvit_dense.reference import randomize_, release_detector_checkpoint
-from efficientvit_dense.runner import load_config
-from efficientvit_dense.runner import test as evaluate
-from efficientvit_dense.runner import train
+from efficientvit_dense.models.weights import resize_bias_table
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RETINANET = osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py')
 MASK_RCNN = osp.join(REPO, 'configs', 'mask_rcnn_efficientvit_m4_coco.py')
 NUM_VAL = 3
@@ -295,8 +296,8 @@ def test_the_stage3_bias_table_is_resized_as_the_release_does(timm_model):
 def test_segmentor_and_classifier_heads_are_parts_of_their_own(tmp_path):
     from mmseg.registry import MODELS as SEG_MODELS
 
-    from efficientvit_dense.checkpoint_fit import model_parts
-    from efficientvit_dense.reference import imagenet_classifier
+    from efficientvit_dense.analysis.reference import imagenet_classifier
+    from efficientvit_dense.engine.checkpoint_fit import model_parts
     cfg = load_config(osp.join(REPO, 'configs', 'upernet_efficientvit_m4_ade20k.py'))
     with DefaultScope.overwrite_default_scope('mmseg'):
         segmentor = SEG_MODELS.build(cfg.model)
@@ -344,7 +345,7 @@ def test_fine_tuning_allows_heads_for_other_classes_only(tmp_path):
     wider = dict(_Detector(classes=3).state_dict())
     wider['roi_head.bbox_head.weight'] = torch.zeros(4, 8)  # the same classes, another input width
     torch.save({'state_dict': wider}, tmp_path / 'wider.pth')
-    with pytest.raises(CheckpointError, match=r'trained for another model: 1 tensors .*file \(4, 8\) vs model \(4, 4\)'):
+    with pytest.raises(CheckpointError, match=r'another model: 1 tensors .*file \(4, 8\) vs model \(4, 4\)'):
         check_checkpoint_fits(_Detector(classes=3), str(tmp_path / 'wider.pth'), 'fine-tune')
 
 
@@ -358,7 +359,7 @@ def test_weights_where_mmengine_does_not_look_are_refused(tmp_path):
 
 
 def test_only_mmengines_key_dump_is_left_out_of_the_output(capsys):
-    from efficientvit_dense.checkpoint_fit import without_mmengine_key_dump
+    from efficientvit_dense.engine.checkpoint_fit import without_mmengine_key_dump
     with without_mmengine_key_dump():
         print('before')
         print('The model and loaded state dict do not match exactly\n\nmissing keys in source state_dict: a, b\n')

@@ -12,14 +12,12 @@ from collections import deque
 
 import pytest
 import torch
-from mmengine.config import Config
+from helpers import REPO
 
-from efficientvit_dense.checkpointing import (MARKER, CrashSafeCheckpointHook, latest_checkpoint,
-                                              write_atomically)
-from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
-from efficientvit_dense.demo import DEMOS
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
+from efficientvit_dense.engine.checkpointing import MARKER, CrashSafeCheckpointHook, latest_checkpoint, write_atomically
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MAX_ITERS = 12
 DETERMINISTIC_RUN = [
     f'train_cfg.max_iters={MAX_ITERS}', 'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=4',
@@ -30,7 +28,7 @@ DETERMINISTIC_RUN = [
 
 
 def _train_command(data, work_dir, *extra):
-    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMOS['detection'].config, '--work-dir', work_dir,
+    return [sys.executable, osp.join(REPO, 'tools', 'train.py'), DEMOS['detection'].config, '--work-dir', work_dir,
             '--data-root', data, *extra, '--cfg-options', *DETERMINISTIC_RUN]
 
 
@@ -47,43 +45,47 @@ def _logged_losses(work_dir):
 
 
 def _kill_after_iteration(command, work_dir, iteration, timeout=300):
-    """Start ``command`` and SIGKILL it (and its data workers) once it has
-    logged ``iteration``; returns the iterations logged by then."""
-    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+    """Start ``command``, freeze it (SIGSTOP) as soon as it has logged
+    ``iteration``, then SIGKILL it and its data workers; returns the
+    iterations logged by then. Frozen before it can log another checkpoint
+    interval, the run's checkpoints are known when it dies."""
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline and process.poll() is None:
             if max(_logged_losses(work_dir), default=0) >= iteration:
-                os.killpg(process.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGSTOP)
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
+        logged = _logged_losses(work_dir)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    return _logged_losses(work_dir)
+    return logged
 
 
 def test_a_killed_run_resumes_with_the_losses_of_an_uninterrupted_one(tmp_path):
     data = str(tmp_path / 'data')
     generate(data, SyntheticSpec(num_train=16, num_val=2, max_objects=3))
     uninterrupted, killed = str(tmp_path / 'whole'), str(tmp_path / 'killed')
-    subprocess.run(_train_command(data, uninterrupted), cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(_train_command(data, uninterrupted), cwd=REPO, check=True, capture_output=True, timeout=600)
     reference = _logged_losses(uninterrupted)
     assert sorted(reference) == list(range(1, MAX_ITERS + 1))
 
-    before_kill = _kill_after_iteration(_train_command(data, killed), killed, iteration=6)
-    assert 6 <= max(before_kill) < MAX_ITERS, 'the run was not killed mid-training'
+    before_kill = _kill_after_iteration(_train_command(data, killed), killed, iteration=5)
+    # Checkpoints every 4 iterations: frozen after logging 5, 6 or 7, the run has saved iter_4 and no other.
+    assert 5 <= max(before_kill) < 8, f'the run was frozen after iteration {max(before_kill)}, not between saves'
     resumed_from = latest_checkpoint(killed)
-    assert resumed_from and osp.basename(resumed_from) in ('iter_4.pth', 'iter_8.pth')
+    assert resumed_from == osp.join(killed, 'iter_4.pth')
 
-    result = subprocess.run(_train_command(data, killed, '--resume'), cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(_train_command(data, killed, '--resume'), cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'Load checkpoint from {resumed_from}' in result.stdout + result.stderr
-    first_resumed = int(osp.basename(resumed_from)[5:-4]) + 1
-    after_resume = {i: loss for i, loss in _logged_losses(killed).items() if i >= first_resumed}
-    assert sorted(after_resume) == list(range(first_resumed, MAX_ITERS + 1))
+    after_resume = {i: loss for i, loss in _logged_losses(killed).items() if i >= 5}
+    assert sorted(after_resume) == list(range(5, MAX_ITERS + 1))
     for i, loss in after_resume.items():
         assert loss == pytest.approx(reference[i], rel=1e-6, abs=1e-7), f'iteration {i}'
     assert osp.isfile(osp.join(killed, f'iter_{MAX_ITERS}.pth'))
@@ -154,10 +156,3 @@ def test_old_checkpoints_are_removed_only_after_the_new_one_is_saved(tmp_path):
         hook._save_checkpoint_with_step(runner, 3, meta={})
     # mmengine's own hook deletes iter_2.pth before saving, which would leave nothing to resume from.
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
-
-
-def test_train_configs_get_the_crash_safe_hook():
-    from efficientvit_dense.checkpointing import crash_safe_hooks
-    cfg = Config.fromfile(DEMOS['detection'].config)
-    crash_safe_hooks(cfg)
-    assert cfg.default_hooks.checkpoint.type == 'CrashSafeCheckpointHook'

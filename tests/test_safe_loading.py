@@ -1,24 +1,20 @@
 """Every path that loads a checkpoint (evaluate, resume, infer, the CLI)
 refuses a file that would run code, says so in one message, and the code
 never runs."""
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import in_process_loaders, run_tool
 
-from efficientvit_dense.datasets.synthetic import SyntheticSpec, generate
-from efficientvit_dense.demo import DEMOS
-from efficientvit_dense.inference import infer
-from efficientvit_dense.models.weights import CheckpointError
-from efficientvit_dense.runner import load_config, train
-from efficientvit_dense.runner import test as evaluate
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.inference import infer
+from efficientvit_dense.engine.runner import test as evaluate
+from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import CheckpointError
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
-        **{f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-           for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False))}}
+TINY = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1, **in_process_loaders()}
 
 
 class _WritesAFile:
@@ -61,9 +57,8 @@ def test_a_checkpoint_that_would_run_code_is_refused(planted, path):
 
 def test_the_test_tool_refuses_it_in_one_line_without_a_traceback(planted):
     tmp, evil = planted
-    result = subprocess.run(
-        [sys.executable, 'tools/test.py', DEMOS['detection'].config, str(evil), '--data-root', str(tmp / 'data'),
-         '--work-dir', str(tmp / 'cli')], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_tool('test.py', DEMOS['detection'].config, evil, '--data-root', tmp / 'data',
+                      '--work-dir', tmp / 'cli', timeout=300)
     assert result.returncode == 1
     assert f'error: Refusing to load {evil}' in result.stderr and 'Traceback' not in result.stderr
     assert not (tmp / 'pwned').exists()

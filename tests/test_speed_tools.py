@@ -8,15 +8,17 @@ import runpy
 
 import pytest
 import torch
+from helpers import REPO
 
-from efficientvit_dense.benchmark import (BenchmarkError, benchmark, check_modes, deploy, interleaved_times,
-                                         stage_windows)
-from efficientvit_dense.complexity import build_config_model
-from efficientvit_dense.demo import DEMOS
-from efficientvit_dense.export import TensorOutputs, export_onnx, max_difference_to_pytorch
-from efficientvit_dense.runner import load_config
+from efficientvit_dense.analysis.benchmark import benchmark, check_modes, stage_windows
+from efficientvit_dense.analysis.complexity import build_config_model
+from efficientvit_dense.analysis.export import TensorOutputs, export_onnx, max_difference_to_pytorch
+from efficientvit_dense.analysis.timing import interleaved_times
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.errors import UnsupportedError
+from efficientvit_dense.models import deploy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(size=(64, 64), batch_size=2, warmup=1, repeats=2)
 
 
@@ -49,25 +51,29 @@ def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
 
 
 def test_modes_that_cannot_be_combined_are_refused():
-    with pytest.raises(BenchmarkError, match='for GPUs'):
+    with pytest.raises(UnsupportedError, match='for GPUs'):
         check_modes(['fp16'], 'cpu')
-    with pytest.raises(BenchmarkError, match='combines with deploy only'):
+    with pytest.raises(UnsupportedError, match='combines with deploy only'):
         check_modes(['onnxruntime', 'compile'], 'cpu')
-    with pytest.raises(BenchmarkError, match='export a detector with tools/export_onnx.py'):
+    with pytest.raises(UnsupportedError, match='export a detector with tools/export_onnx.py'):
         check_modes(['onnxruntime'], 'cpu', predict_path=True)
-    with pytest.raises(BenchmarkError, match='Modes are'):
+    with pytest.raises(UnsupportedError, match='Modes are'):
         check_modes(['turbo'], 'cpu')
 
 
 def test_the_benchmark_tool_prints_a_table_and_saves_json(tmp_path, capsys):
-    main = runpy.run_path(os.path.join(ROOT, 'tools', 'benchmark.py'))['main']
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'benchmark.py'))['main']
     main(['m0', '--against', 'timm:efficientvit_m0', '--shape', '64', '--batch-size', '2', '--warmup', '1',
           '--repeats', '2', '--work-dir', str(tmp_path)])
     out = capsys.readouterr().out
-    assert 'cpu' in out and 'threads' in out and 'timm:efficientvit_m0' in out and '1.00x' in out
+    assert 'cpu' in out and 'threads' in out
     (saved,) = tmp_path.glob('benchmark_*.json')
     records = json.loads(saved.read_text())
     assert [r['model'] for r in records] == ['m0', 'timm:efficientvit_m0']
+    # Each row's ratio is the first model's images/s over its own, from the figures saved.
+    (peer_row,) = [line for line in out.splitlines() if line.startswith('timm:efficientvit_m0')]
+    ratio = records[0]['images_per_s'] / records[1]['images_per_s']
+    assert f'{ratio:>5.2f}x' in peer_row and f'{records[1]["images_per_s"]:.2f}' in peer_row
 
 
 def test_models_compared_in_one_run_are_timed_in_turns():
@@ -96,7 +102,7 @@ def test_deploy_mode_keeps_a_detectors_outputs():
 @pytest.mark.parametrize('target', ['backbone', 'detector'])
 def test_onnx_export_round_trips_within_tolerance(target, tmp_path):
     if target == 'backbone':
-        from efficientvit_dense.benchmark import build_backbone
+        from efficientvit_dense.analysis.benchmark import build_backbone
         model, _ = build_backbone('m0', (64, 64))
         size = (64, 64)
     else:
@@ -109,7 +115,7 @@ def test_onnx_export_round_trips_within_tolerance(target, tmp_path):
 
 
 def test_compare_timm_prints_equal_outputs_and_the_three_speeds(capsys):
-    main = runpy.run_path(os.path.join(ROOT, 'tools', 'compare_timm.py'))['main']
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'compare_timm.py'))['main']
     main(['--archs', 'm0', '--batch-size', '2', '--repeats', '1'])
     row = capsys.readouterr().out.splitlines()[-1].split()
     assert row[0] == 'M0' and float(row[1]) < 1e-4 and float(row[2]) < 1e-4  # timm and official formats
@@ -117,7 +123,7 @@ def test_compare_timm_prints_equal_outputs_and_the_three_speeds(capsys):
 
 
 def test_the_export_tool_prints_the_difference(tmp_path, capsys):
-    main = runpy.run_path(os.path.join(ROOT, 'tools', 'export_onnx.py'))['main']
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'export_onnx.py'))['main']
     main(['m0', '--shape', '64', '--out', str(tmp_path / 'm0.onnx')])
     assert 'ONNX Runtime vs PyTorch on a batch of 2: max |difference| = ' in capsys.readouterr().out
 
@@ -139,12 +145,14 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
     _fake_run(tmp_path, 'retinanet_r50', {'coco/bbox_mAP': 0.365, 'step': 12}, {**speed, 'images_per_s': 1.7,
                                                                                 'threads': 16})
     _fake_run(tmp_path, 'fpn_m4', {'mIoU': 38.2, 'step': 5}, None)
-    main = runpy.run_path(os.path.join(ROOT, 'tools', 'report.py'))['main']
+    _fake_run(tmp_path, 'mask_rcnn_m4', {'coco/bbox_mAP': 0.339, 'coco/segm_mAP': 0.31, 'step': 12}, None)
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'report.py'))['main']
     main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
     table = (tmp_path / 'report.md').read_text()
     assert '| retinanet_m4 | box AP 32.70 | 2.5 | 1 | 800x1333 | cpu: X | 2 | deploy | predict path |' in table
     assert '| retinanet_r50 | box AP 36.50 | 1.7 † |' in table and 'other settings' in table  # 16 threads
     assert '| fpn_m4 | mIoU 38.20 | not measured |' in table
+    assert '| mask_rcnn_m4 | mask AP 31.00 | not measured |' in table  # a Mask R-CNN's headline metric
     assert (tmp_path / 'report.png').read_bytes()[:4] == b'\x89PNG'
     with pytest.raises(SystemExit, match='already exists'):
         main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
@@ -162,7 +170,7 @@ def test_without_a_checkpoint_the_detector_starts_from_its_prior_not_from_noise(
     focal-loss prior (0.01) is what the timing of an untrained model should use."""
     import numpy as np
 
-    from efficientvit_dense.benchmark import predict_path
+    from efficientvit_dense.analysis.benchmark import predict_path
     run, _ = predict_path(load_config(DEMOS['detection'].config, work_dir=str(tmp_path)), None, [], 'cpu')
     (prediction,) = run([np.zeros((96, 96, 3), dtype=np.uint8)])
     assert len(prediction.pred_instances) == 0  # every score below the 0.05 threshold

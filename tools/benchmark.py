@@ -19,11 +19,11 @@ the same run.
 import os
 
 import torch
-from mmengine.config import DictAction
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.benchmark import MODE_HELP, benchmark_together, format_table, save_records, timed_target
+from efficientvit_dense.analysis.benchmark import MODE_HELP, benchmark_together, timed_target
+from efficientvit_dense.analysis.records import format_table, save_records
 
 
 def main(argv=None):
@@ -35,8 +35,8 @@ def main(argv=None):
                         help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
     parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP))
     parser.add_argument('--checkpoint', help="a config's trained weights (default: random)")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help="override the first model's config")
-    parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
+    cli.add_cfg_options(parser, "override the first model's config")
+    cli.add_shape(parser)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
@@ -48,7 +48,7 @@ def main(argv=None):
     def run():
         if args.threads:
             torch.set_num_threads(args.threads)
-        size = tuple((args.shape * 2)[:2])
+        size = cli.shape(args)
         common = dict(size=size, batch_size=args.batch_size, device=args.device, work_dir=args.work_dir)
         os.makedirs(args.work_dir, exist_ok=True)
         targets = [timed_target(args.model, modes=args.modes, checkpoint=args.checkpoint,

@@ -12,12 +12,11 @@ again and a new report is written beside the old ones.
 """
 import os
 
-from mmengine.config import DictAction
-
-import efficientvit_dense  # noqa: F401
+import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.benchmark import MODE_HELP
-from efficientvit_dense.comparison import COMPARISON_CONFIGS, compare_backbones
+from efficientvit_dense.analysis.benchmark import MODE_HELP
+from efficientvit_dense.apps.comparison import COMPARISON_CONFIGS, compare_backbones
+from efficientvit_dense.errors import InputNotFoundError
 
 
 def main(argv=None):
@@ -30,13 +29,13 @@ def main(argv=None):
                         help='timing modes for every model (none: eager)')
     parser.add_argument('--batch-size', type=int, default=8, help='images per timed predict call')
     parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override every config: key=value')
+    cli.add_cfg_options(parser, 'override every config: key=value')
     args = cli.parse(parser, argv)
 
     def run():
         for config in args.configs:
             if not os.path.isfile(config):
-                raise FileNotFoundError(f'{config}: no such config.')
+                raise InputNotFoundError(f'{config}: no such config.')
         result = compare_backbones(args.configs, args.work_dir, args.data_root, args.modes, args.batch_size,
                                    repeats=args.repeats, cfg_options=args.cfg_options)
         print('\n' + result['table'])

@@ -5,11 +5,9 @@ per second. --task detection (default): RetinaNet, COCO box AP;
 --task segmentation (`make demo-seg`): Semantic FPN, mIoU per class;
 --task classification (`make demo-cls`): the object crops, top-1 accuracy.
 Running it again resumes the finished run and only re-evaluates."""
-from mmengine.config import DictAction
-
-import efficientvit_dense  # noqa: F401
+import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.demo import DEMOS, format_report, run_demo
+from efficientvit_dense.apps.demo import DEMOS, format_report, run_demo
 
 
 def main(argv=None):
@@ -17,11 +15,15 @@ def main(argv=None):
     parser.add_argument('--task', choices=sorted(DEMOS), default='detection')
     parser.add_argument('--work-dir', help='default: work_dirs/demo_<model>')
     parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
-    args = parser.parse_args(argv)
-    result = run_demo(args.task, args.work_dir, args.data_root, args.cfg_options)
-    print()
-    print(format_report(result))
+    cli.add_cfg_options(parser)
+    args = cli.parse(parser, argv)
+
+    def run():
+        result = run_demo(args.task, args.work_dir, args.data_root, args.cfg_options)
+        print()
+        print(format_report(result))
+
+    cli.run(run)
 
 
 if __name__ == '__main__':

@@ -16,32 +16,29 @@ import torch
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.benchmark import build_backbone, deploy
-from efficientvit_dense.complexity import build_config_model
-from efficientvit_dense.export import export_onnx, max_difference_to_pytorch
-from efficientvit_dense.runner import load_config
+from efficientvit_dense.analysis.benchmark import build_backbone
+from efficientvit_dense.analysis.complexity import build_config_model
+from efficientvit_dense.analysis.export import export_onnx, max_difference_to_pytorch
+from efficientvit_dense.engine.checkpoint_fit import load_checked
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.models import deploy
 
 
 def main(argv=None):
     parser = cli.parser_for(__doc__)
     parser.add_argument('model', help='an arch (m0..m5) or a config file')
     parser.add_argument('--checkpoint', help="the config's trained weights (default: random)")
-    parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
+    cli.add_shape(parser)
     parser.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
     parser.add_argument('--tolerance', type=float, default=1e-3, help='largest difference accepted')
     args = cli.parse(parser, argv)
-    size = tuple((args.shape * 2)[:2])
 
     def run():
+        size = cli.shape(args)
         if args.model.endswith('.py'):
             model = build_config_model(load_config(args.model))
             if args.checkpoint:
-                from mmengine.runner import load_checkpoint
-
-                from efficientvit_dense.checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-                check_checkpoint_fits(model, args.checkpoint, 'evaluate')
-                with without_mmengine_key_dump():
-                    load_checkpoint(model, args.checkpoint, map_location='cpu')
+                load_checked(model, args.checkpoint)
         else:
             model, _ = build_backbone(args.model, size)
         model = deploy(model.eval())

@@ -13,18 +13,18 @@ import os.path as osp
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.complexity import CONVENTION, build_arch_classifier, build_config_model, count
-from efficientvit_dense.runner import load_config
+from efficientvit_dense.analysis.complexity import CONVENTION, build_arch_classifier, build_config_model, count
+from efficientvit_dense.engine.config import load_config
 
 
 def main(argv=None):
     parser = cli.parser_for(__doc__)
     parser.add_argument('model', help='an arch (m0..m5) or a config file')
-    parser.add_argument('--shape', type=int, nargs='+', default=[224], help='input height [width]')
+    cli.add_shape(parser)
     args = cli.parse(parser, argv)
-    height, width = (args.shape * 2)[:2] if len(args.shape) == 1 else args.shape[:2]
 
     def run():
+        height, width = cli.shape(args)
         if osp.isfile(args.model) or args.model.endswith('.py'):
             model, name = build_config_model(load_config(args.model)), osp.basename(args.model)
         else:

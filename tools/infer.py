@@ -11,12 +11,10 @@ segmentors blend the predicted class colours over each image into OUT_DIR/vis/
 and write the label maps (class index per pixel) to OUT_DIR/pred/;
 classifiers print the top-k classes and scores of each image.
 """
-from mmengine.config import DictAction
-
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.inference import classify, infer
-from efficientvit_dense.runner import load_config
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.inference import classify, infer
 
 
 def main(argv=None):
@@ -31,7 +29,7 @@ def main(argv=None):
                         help='segmentors: weight of the class colours over the image')
     parser.add_argument('--topk', type=int, default=5, help='classifiers: print this many classes per image')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: key=value')
+    cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
 
     def run():

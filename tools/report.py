@@ -9,9 +9,10 @@ demos write their own). Rows timed under other settings are marked.
 import glob
 import os.path as osp
 
-import efficientvit_dense  # noqa: F401
+import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.report import collect, plot, to_markdown
+from efficientvit_dense.analysis.report import collect, plot, to_markdown
+from efficientvit_dense.errors import InputNotFoundError, OutputExistsError
 
 
 def main(argv=None):
@@ -25,10 +26,10 @@ def main(argv=None):
         dirs = sorted({d for pattern in args.work_dirs for d in glob.glob(pattern) if osp.isdir(d)})
         rows = collect(dirs)
         if not rows:
-            raise FileNotFoundError(f'No evaluation results or benchmark JSON under {", ".join(args.work_dirs)}.')
+            raise InputNotFoundError(f'No evaluation results or benchmark JSON under {", ".join(args.work_dirs)}.')
         for path in (args.out + '.md', args.out + '.png'):
             if osp.exists(path) and not args.overwrite:
-                raise FileExistsError(f'{path} already exists; pass --overwrite or another --out.')
+                raise OutputExistsError(f'{path} already exists; pass --overwrite or another --out.')
         table = to_markdown(rows)
         with open(args.out + '.md', 'w') as f:
             f.write(table)

@@ -6,7 +6,8 @@ mmpretrain alike).
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.runner import load_config, test
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import test
 
 
 def main(argv=None):

@@ -7,7 +7,8 @@ mmpretrain alike), with the options mmdet's tools/train.py has.
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.runner import load_config, train
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import train
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
 # The offline classification demo: EfficientViT-M0 trained from scratch on
-# the synthetic dataset's object crops (efficientvit_dense.datasets.synthetic,
+# the synthetic dataset's object crops (efficientvit_dense.apps.synthetic,
 # one folder per shape) on a CPU. A child of the fine-tuning recipe: only what
 # a CPU budget without ImageNet weights needs changes. Run it with
 # `make demo-cls`.

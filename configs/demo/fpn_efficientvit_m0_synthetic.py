@@ -1,6 +1,6 @@
 # The offline segmentation demo: Semantic FPN with EfficientViT-M0 trained
 # from scratch on the synthetic shapes dataset's label maps
-# (efficientvit_dense.datasets.synthetic) on a CPU. A child of the ADE20K M4
+# (efficientvit_dense.apps.synthetic) on a CPU. A child of the ADE20K M4
 # config: only what a 10-minute CPU budget needs changes (arch, widths, data,
 # schedule). Run it with `make demo-seg`.
 _base_ = '../fpn_efficientvit_m4_ade20k.py'
@@ -18,10 +18,7 @@ model = dict(
     backbone=dict(arch='m0', norm_eval=False, init_cfg=None),
     # Slim neck and head: on 2 CPU cores they cost more than the backbone at strides 4 and 8.
     neck=dict(in_channels=[64, 128, 192], out_channels=64),
-    # Background is ~85% of the pixels; weighting it down took a 800-iteration
-    # trial from 14.7 to 20.7 mIoU. (An auxiliary head, lr 4e-3 and batch 16
-    # each left it at 20 +- 1: in this budget, telling the shapes apart from
-    # scratch is the limit.)
+    # Background is ~85% of the pixels, so its weight is lowered (trials: docs/design.md).
     decode_head=dict(in_channels=[64] * 5, channels=64, num_classes=len(classes),
                      loss_decode=dict(class_weight=[0.2] + [1.0] * (len(classes) - 1))))
 

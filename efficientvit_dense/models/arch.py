@@ -6,7 +6,7 @@ each other in a circle.
 """
 from __future__ import annotations
 
-from ..config_checks import ConfigError
+from ..errors import ConfigError
 
 # Paper Table 1. Every model uses key_dim 16; the per-head value width is
 # embed_dim / num_heads, so that a head's output can feed the next head.
@@ -29,13 +29,13 @@ def resolve_arch(arch: str | dict) -> dict:
         key = arch.lower()
         if key not in ARCH_SETTINGS:
             raise ConfigError(f'Unknown EfficientViT arch {arch!r}; choose one of '
-                             f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
-                             "'embed_dims', 'depths', 'num_heads', 'kernels'.")
+                              f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
+                              "'embed_dims', 'depths', 'num_heads', 'kernels'.")
         return dict(ARCH_SETTINGS[key])
     required = {'embed_dims', 'depths', 'num_heads', 'kernels'}
     if not isinstance(arch, dict) or not required <= set(arch):
-        raise ValueError(f'A custom EfficientViT arch must be a dict with keys {sorted(required)}, got {arch!r}.')
+        raise ConfigError(f'A custom EfficientViT arch must be a dict with keys {sorted(required)}, got {arch!r}.')
     for dim, heads in zip(arch['embed_dims'], arch['num_heads']):
         if dim % heads:
-            raise ValueError(f'embed_dim {dim} is not divisible by its {heads} heads in arch {arch!r}.')
+            raise ConfigError(f'embed_dim {dim} is not divisible by its {heads} heads in arch {arch!r}.')
     return dict(arch)

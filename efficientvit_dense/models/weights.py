@@ -27,16 +27,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import CheckpointError, OutputExistsError
 from .arch import ARCH_SETTINGS
 
 logger = logging.getLogger(__name__)
 
 HEAD_PREFIXES = ('head.', 'head_dist.')
 NATIVE_FORMAT_TAG = 'efficientvit-dense'
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be used, with the reason and what to do."""
 
 
 # --------------------------------------------------------------------------
@@ -398,7 +395,7 @@ def convert_checkpoint(source: str, destination: str, drop_head: bool = False,
       mmcv 1 saved them as ``meta['CLASSES']``).
     """
     if os.path.exists(destination):
-        raise FileExistsError(f'{destination} already exists; choose another output path.')
+        raise OutputExistsError(f'{destination} already exists; choose another output path.')
     ckpt = read_checkpoint(source)
     state = extract_state_dict(ckpt, prefix='')
     if any(k.startswith('backbone.') for k in state) and not backbone_only:

@@ -1,3 +1,3 @@
-from .efficientvit import EfficientViT, fuse_batchnorm
+from .efficientvit import EfficientViT
 
-__all__ = ['EfficientViT', 'fuse_batchnorm']
+__all__ = ['EfficientViT']

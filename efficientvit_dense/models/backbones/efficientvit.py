@@ -26,7 +26,9 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, SqueezeExcite
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...errors import ConfigError, DataError
 from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
+from ..deploy import PointwiseLinear, fuse_batchnorm, replace_modules
 from ..weights import adapt_state_dict, load_backbone_weights
 
 
@@ -52,28 +54,6 @@ class ConvBN(nn.Sequential):
         fused.weight.copy_(conv.weight * scale[:, None, None, None])
         fused.bias.copy_(bn.bias - bn.running_mean * scale)
         return fused
-
-
-class PointwiseLinear(nn.Module):
-    """A folded 1x1 convolution run as a matrix product over channels.
-
-    On a channels_last map the NHWC view is contiguous, so this is one GEMM
-    without copies; oneDNN's 1x1 convolution on the same data is up to 2.5x
-    slower on CPU. The output is channels_last again, ready for the next one.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(1))
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach())
-
-    @staticmethod
-    def applies_to(module: nn.Module) -> bool:
-        return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
-                and module.stride == (1, 1) and module.padding == (0, 0) and module.dilation == (1, 1))
-
-    def forward(self, x):
-        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
 
 
 class Residual(nn.Module):
@@ -120,7 +100,7 @@ class CascadedGroupAttention(nn.Module):
                  kernels: Sequence[int]):
         super().__init__()
         if len(kernels) < num_heads:
-            raise ValueError(f'{num_heads} heads need {num_heads} query kernels, got {list(kernels)}.')
+            raise ConfigError(f'{num_heads} heads need {num_heads} query kernels, got {list(kernels)}.')
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.val_dim = dim // num_heads
@@ -308,15 +288,15 @@ class EfficientViT(BaseModule):
         num_stages = len(embed_dims)
         windows = (window_size,) * num_stages if isinstance(window_size, int) else tuple(window_size)
         if len(windows) != num_stages:
-            raise ValueError(f'window_size needs one value per stage ({num_stages}), got {window_size!r}.')
+            raise ConfigError(f'window_size needs one value per stage ({num_stages}), got {window_size!r}.')
         if (not out_indices or any(i not in range(num_stages) for i in out_indices)
                 or len(set(out_indices)) != len(out_indices)):
-            raise ValueError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))} without '
-                             f'repeats, got {out_indices!r}.')
+            raise ConfigError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))} without '
+                              f'repeats, got {out_indices!r}.')
         # Maps come out finest first whatever the order given, as in mmdet's ResNet and timm.
         out_indices = tuple(sorted(out_indices))
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
+            raise ConfigError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
         self.embed_dims = tuple(embed_dims)
         self.window_size = windows
         self.out_indices = out_indices
@@ -367,8 +347,8 @@ class EfficientViT(BaseModule):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         H, W = x.shape[-2:]
         if H < MIN_INPUT_SIZE or W < MIN_INPUT_SIZE:
-            raise ValueError(f'EfficientViT needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} '
-                             f'pixels (its coarsest map has stride 64); got {H}x{W}.')
+            raise DataError(f'EfficientViT needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} '
+                            f'pixels (its coarsest map has stride 64); got {H}x{W}.')
         if self.deployed:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.patch_embed(x)
@@ -387,7 +367,7 @@ class EfficientViT(BaseModule):
         Outputs stay equal up to float rounding; the model can no longer be
         trained."""
         fuse_batchnorm(self.eval())
-        _replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
+        replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
         self.deployed = True
         return self
 
@@ -414,24 +394,3 @@ def _adapt_incoming_state(module: EfficientViT, state_dict, prefix, *_) -> None:
     if done:
         where = f' under {prefix!r}' if prefix else ''
         print_log(f'EfficientViT weights{where}: {"; ".join(done)}.', logger='current', level=logging.INFO)
-
-
-def _replace_modules(model: nn.Module, matches, replacement) -> None:
-    """Replace every submodule for which ``matches`` holds (not looking
-    inside it) by ``replacement(submodule)``, in place."""
-    for name, child in model.named_children():
-        if matches(child):
-            setattr(model, name, replacement(child))
-        else:
-            _replace_modules(child, matches, replacement)
-
-
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every Conv-BN (and BN-Linear) pair into a single layer, in place.
-
-    This is the deploy form: same outputs in eval mode, no BatchNorm left in
-    the folded parts, and far fewer kernels per image. The model must be in
-    eval mode; it cannot be trained afterwards.
-    """
-    _replace_modules(model, lambda module: hasattr(module, 'fuse'), lambda module: module.fuse())
-    return model

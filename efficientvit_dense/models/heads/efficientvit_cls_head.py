@@ -17,7 +17,7 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from mmpretrain.models.heads import ClsHead
 
-from ...config_checks import ConfigError
+from ...errors import ConfigError
 
 
 class NormLinear(nn.Sequential):
@@ -62,7 +62,7 @@ class EfficientViTClsHead(ClsHead):
             raise ConfigError('model.head.num_classes is None and no training folder was found to count the '
                               'classes from: set it, or point the config at your data.')
         if num_classes <= 0:
-            raise ValueError(f'num_classes must be positive, got {num_classes}.')
+            raise ConfigError(f'num_classes must be positive, got {num_classes}.')
         self.num_classes, self.in_channels = num_classes, in_channels
         self.head = NormLinear(in_channels, num_classes, drop_rate)
         self.head_dist = NormLinear(in_channels, num_classes, drop_rate) if distillation else None

@@ -13,6 +13,8 @@ from mmcv.cnn import ConvModule
 from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 
+from ...errors import ConfigError
+
 
 @MODELS.register_module()
 class EfficientViTFPN(FPN):
@@ -28,8 +30,8 @@ class EfficientViTFPN(FPN):
 
     def __init__(self, in_channels, out_channels, num_outs, num_extra_trans_convs=0, **kwargs):
         if not 0 <= num_extra_trans_convs < num_outs:
-            raise ValueError(f'num_extra_trans_convs must be in [0, num_outs={num_outs}), '
-                             f'got {num_extra_trans_convs}.')
+            raise ConfigError(f'num_extra_trans_convs must be in [0, num_outs={num_outs}), '
+                              f'got {num_extra_trans_convs}.')
         super().__init__(in_channels, out_channels, num_outs - num_extra_trans_convs, **kwargs)
         self.num_extra_trans_convs = num_extra_trans_convs
         conv_cfg, norm_cfg, act_cfg = kwargs.get('conv_cfg'), kwargs.get('norm_cfg'), kwargs.get('act_cfg')

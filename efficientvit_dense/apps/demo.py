@@ -8,11 +8,12 @@ import os.path as osp
 import time
 from dataclasses import dataclass
 
-from .benchmark import environment, predict_images_per_second, save_records
-from .datasets.synthetic import SyntheticSpec, generate
-from .runner import load_config, train
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from ..analysis.records import environment, save_records
+from ..analysis.timing import predict_images_per_second
+from ..engine.config import load_config
+from ..engine.runner import train
+from . import REPO_ROOT
+from .synthetic import SyntheticSpec, generate
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,9 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from ..errors import InputNotFoundError, UnsupportedError
+from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-from .data_checks import plain_image_loading
-from .models.weights import safe_loading_errors
-
-
-class UnsupportedConfigError(ValueError):
-    """A config of a task this tool does not handle."""
-
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -28,12 +23,12 @@ def list_images(inputs: list[str]) -> list[str]:
             found = sorted(p for p in glob.glob(osp.join(item, '**', '*'), recursive=True)
                            if p.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise FileNotFoundError(f'No images ({", ".join(IMAGE_EXTENSIONS)}) in folder {item}')
+                raise InputNotFoundError(f'No images ({", ".join(IMAGE_EXTENSIONS)}) in folder {item}')
             files += found
         elif osp.isfile(item):
             files.append(item)
         else:
-            raise FileNotFoundError(f'Input not found: {item}')
+            raise InputNotFoundError(f'Input not found: {item}')
     return files
 
 
@@ -44,7 +39,8 @@ def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
     cover the whole model (the inferencers load as they are built, with
     ``strict=False``, and only warn). Without a checkpoint the model keeps
     the weights it was built with."""
-    plain_image_loading(cfg)
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise InputNotFoundError(f'Checkpoint not found: {checkpoint}')
     scope = cfg.get('default_scope')
     # Inferencers build their pipelines in the current scope, which an earlier one may have left set.
     with safe_loading_errors(checkpoint or 'the checkpoint'), DefaultScope.overwrite_default_scope(scope), \
@@ -59,8 +55,8 @@ def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
             from mmpretrain.apis import ImageClassificationInferencer
             inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint or False, device=device)
         else:
-            raise UnsupportedConfigError(f'No inferencer for default_scope {scope!r}: configs of mmdet, mmseg '
-                                         'and mmpretrain have one.')
+            raise UnsupportedError(f'No inferencer for default_scope {scope!r}: configs of mmdet, mmseg '
+                                   'and mmpretrain have one.')
     if checkpoint is not None:
         check_checkpoint_fits(inferencer.model, checkpoint, 'evaluate')
     return inferencer
@@ -74,10 +70,8 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     also write the raw label maps to ``out_dir/pred``. Returns the drawings."""
     scope = cfg.get('default_scope')
     if scope not in ('mmdet', 'mmseg'):
-        raise UnsupportedConfigError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
-                                     f'config; this config is for {scope} (classifiers: use classify()).')
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+        raise UnsupportedError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
+                               f'config; this config is for {scope} (classifiers: use classify()).')
     images = list_images(inputs)
     inferencer = build_inferencer(cfg, checkpoint, device)
     with DefaultScope.overwrite_default_scope(scope):
@@ -94,10 +88,8 @@ def classify(cfg: Config, checkpoint: str, inputs: list[str], topk: int = 5,
     """The ``topk`` classes and scores of a classifier checkpoint for every
     input image, best first: ``[(image, [(class, score), ...]), ...]``."""
     if cfg.get('default_scope') != 'mmpretrain':
-        raise UnsupportedConfigError(f'classify() needs a classification (mmpretrain) config; '
-                                     f'this config is for {cfg.get("default_scope")}.')
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+        raise UnsupportedError(f'classify() needs a classification (mmpretrain) config; '
+                               f'this config is for {cfg.get("default_scope")}.')
     images = list_images(inputs)
     inferencer = build_inferencer(cfg, checkpoint, device)
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -16,23 +16,20 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
-from .models.arch import ARCH_SETTINGS
+from ..errors import UnsupportedError
+from ..models.arch import ARCH_SETTINGS
+from .reference import imagenet_classifier
 
 CONVENTION = ('FLOPs count each multiply-add once (mmengine\'s counter, the paper\'s convention); '
               'BatchNorm, activations, softmax and element-wise ops are not counted.')
 
 
-class UnknownModelError(ValueError):
-    """Neither an arch name nor a config file."""
-
-
 def build_arch_classifier(arch: str) -> nn.Module:
     """The ImageNet classifier of ``arch`` ('m0'..'m5'), as the paper counts it."""
     if arch not in ARCH_SETTINGS:
-        raise UnknownModelError(f'{arch!r} is neither an arch ({", ".join(ARCH_SETTINGS)}) nor a config file.')
+        raise UnsupportedError(f'{arch!r} is neither an arch ({", ".join(ARCH_SETTINGS)}) nor a config file.')
     from mmpretrain.registry import MODELS
 
-    from .reference import imagenet_classifier
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(imagenet_classifier(arch))
 

@@ -10,14 +10,16 @@ import json
 import os
 import os.path as osp
 
-# Metric keys as mmdet, mmseg and mmpretrain log them -> (label, factor to percent).
-ACCURACY_KEYS = {'coco/bbox_mAP': ('box AP', 100.0), 'coco/segm_mAP': ('mask AP', 100.0),
+# Metric keys as mmdet, mmseg and mmpretrain log them -> (label, factor to percent), in order of preference:
+# a Mask R-CNN run logs box AP and mask AP on one line, and its headline metric is mask AP.
+ACCURACY_KEYS = {'coco/segm_mAP': ('mask AP', 100.0), 'coco/bbox_mAP': ('box AP', 100.0),
                  'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
 SETTINGS = ('device', 'threads', 'input_size', 'batch_size', 'modes')
 
 
 def last_accuracy(work_dir: str) -> tuple[str, float] | None:
-    """The last accuracy logged under ``work_dir`` (newest log first)."""
+    """The last accuracy logged under ``work_dir``: logs are read oldest
+    first and every evaluation replaces the one before."""
     logs = sorted(glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True), key=osp.getmtime)
     found = None
     for path in logs:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.runner import load_checkpoint
 
-from .models.backbones.efficientvit import EfficientViT
-from .models.weights import CheckpointError, adapt_state_dict, read_checkpoint, short_list
+from ..errors import CheckpointError
+from ..models.backbones.efficientvit import EfficientViT
+from ..models.weights import adapt_state_dict, read_checkpoint, safe_loading_errors, short_list
 
 # What the run does with the weights: 'evaluate' (test, infer, export,
 # benchmark) and 'resume' need every tensor; 'fine-tune' (load_from) may bring
@@ -176,7 +178,8 @@ def check_checkpoint_fits(model: nn.Module, source: str, purpose: str = 'evaluat
             'dir).')
 
     missing = '; '.join(f'{fit.name}: {len(fit.missing)} of {len(fit.keys)} tensors missing '
-                        f'({short_list([k[len(fit.name) + 1:] for k in fit.missing], 3)})' for fit in fits if fit.missing)
+                        f'({short_list([k[len(fit.name) + 1:] for k in fit.missing], 3)})'
+                        for fit in fits if fit.missing)
     if missing and not fine_tuning:
         raise CheckpointError(f'{source} does not cover the whole model ({missing}); those layers would run with '
                               'random weights. Use the checkpoint trained with this config.')
@@ -190,6 +193,14 @@ def check_checkpoint_fits(model: nn.Module, source: str, purpose: str = 'evaluat
     if unused:
         print_log(f'{source} holds {len(unused)} tensors this model does not use: {_count_by_part(unused, parts)}.',
                   logger='current', level=logging.WARNING)
+
+
+def load_checked(model: nn.Module, source: str, purpose: str = 'evaluate') -> None:
+    """Load ``source`` into ``model`` with mmengine, once
+    :func:`check_checkpoint_fits` has accepted it for ``purpose``."""
+    check_checkpoint_fits(model, source, purpose)
+    with safe_loading_errors(source), without_mmengine_key_dump():
+        load_checkpoint(model, source, map_location='cpu')
 
 
 _MMENGINE_KEY_DUMP = 'The model and loaded state dict do not match exactly'

@@ -7,13 +7,17 @@ release's layout, and measure how far our outputs are from timm's.
 """
 from __future__ import annotations
 
+import copy
+
 import timm
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .models.backbones.efficientvit import EfficientViT
-from .models.weights import load_state_into, native_to_official, official_to_native
+from ..models import ARCH_SETTINGS, EfficientViT
+from ..models.weights import load_state_into, native_to_official, official_to_native
+from .benchmark import ForwardFeatures
+from .timing import images_per_second
 
 # timm's ImageNet models clamp each window to the stage size: at 224 the
 # stage maps are 14, 7 and 4, so their windows are 7, 7 and 4.
@@ -23,7 +27,6 @@ IMAGENET_224_WINDOWS = (7, 7, 4)
 def imagenet_classifier(arch: str, distillation: bool = False) -> dict:
     """The mmpretrain model config of the ImageNet classifier that timm's
     ``efficientvit_{arch}`` and the official release describe."""
-    from .models.arch import ARCH_SETTINGS
     return dict(
         type='ImageClassifier',
         backbone=dict(type='EfficientViT', arch=arch, window_size=IMAGENET_224_WINDOWS, out_indices=(2,)),
@@ -94,3 +97,22 @@ def max_abs_difference_to_timm(arch: str, reference: nn.Module | None = None, se
         load_state_into(model, state, fmt=fmt)
         result[fmt] = max((ours - theirs).abs().max().item() for ours, theirs in zip(model(x), expected))
     return result
+
+
+def compare_with_timm(archs, batch_size: int = 16, repeats: int = 5) -> list[dict]:
+    """For each arch, with timm's random weights: the largest difference of
+    our stage outputs to timm's (weights given in either format), and the
+    images/s at 224 of timm's ``forward_features``, our backbone and our
+    deployed backbone, timed in turns. The three compute the same network
+    without its classifier, so their ratios compare like with like."""
+    rows = []
+    for arch in archs:
+        reference = random_timm_model(arch)
+        ours = EfficientViT(arch, window_size=IMAGENET_224_WINDOWS).eval()
+        load_state_into(ours, dict(reference.state_dict()))
+        deployed = copy.deepcopy(ours).switch_to_deploy()
+        speeds = images_per_second([ForwardFeatures(reference.forward_features), ours, deployed], batch_size,
+                                   repeats=repeats)
+        rows.append(dict(arch=arch, max_difference=max_abs_difference_to_timm(arch, reference),
+                         images_per_s=dict(zip(('timm', 'ours', 'deploy'), speeds))))
+    return rows

@@ -7,12 +7,15 @@ from __future__ import annotations
 import os.path as osp
 import time
 
-from .benchmark import benchmark_together, new_stem, save_records, timed_target
-from .checkpointing import latest_checkpoint
-from .datasets.synthetic import SyntheticSpec, generate
-from .demo import REPO_ROOT
-from .report import collect, plot, to_markdown
-from .runner import load_config, train
+from ..analysis.benchmark import benchmark_together, timed_target
+from ..analysis.records import new_stem, save_records
+from ..analysis.report import collect, plot, to_markdown
+from ..engine.checkpointing import latest_checkpoint
+from ..engine.config import load_config
+from ..engine.runner import train
+from ..errors import ConfigError
+from . import REPO_ROOT
+from .synthetic import SyntheticSpec, generate
 
 COMPARISON_CONFIGS = tuple(
     osp.join(REPO_ROOT, 'configs', 'demo', 'compare', f'retinanet_{backbone}_synthetic.py')
@@ -37,7 +40,7 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
         runs.append((config, work_dir, latest_checkpoint(work_dir), tuple(cfg.image_size)))
     sizes = {size for *_, size in runs}
     if len(sizes) > 1:
-        raise ValueError(f'The compared configs train at different image sizes {sorted(sizes)}; one is needed.')
+        raise ConfigError(f'The compared configs train at different image sizes {sorted(sizes)}; one is needed.')
     # One run, models in turns: the ratios between them are what the comparison is for.
     targets = [timed_target(config, size, batch_size, modes, 'cpu', checkpoint, work_dir, cfg_options)
                for config, work_dir, checkpoint, size in runs]

@@ -20,13 +20,14 @@ import json
 import logging
 import os.path as osp
 
+import cv2
 from mmcv.transforms import LoadImageFromFile
 from mmengine.logging import print_log
 from mmengine.registry import TRANSFORMS
 
-from .config_checks import ConfigError
+from ..errors import BadImageError, ConfigError, DataError, DataNotFoundError
+from .config import DATALOADERS, iter_datasets
 
-DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
 DEFAULT_OPTIONS = dict(unknown_categories='error', bad_images='stop')
 CHOICES = dict(unknown_categories=('error', 'ignore'), bad_images=('stop', 'skip'))
@@ -49,18 +50,6 @@ EXPECTED_LAYOUTS = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
-    """A dataset path in a config that does not exist."""
-
-
-class DataError(ValueError):
-    """Input data that cannot be used as it is."""
-
-
-class BadImageError(DataError):
-    """An image file that is missing or cannot be decoded."""
-
-
 def data_check_options(cfg) -> dict:
     options = dict(DEFAULT_OPTIONS, **(cfg.get('data_checks') or {}))
     for key, value in options.items():
@@ -69,26 +58,6 @@ def data_check_options(cfg) -> dict:
         if value not in CHOICES[key]:
             raise ConfigError(f'data_checks.{key} must be one of {CHOICES[key]}, not {value!r}.')
     return options
-
-
-def iter_datasets(cfg):
-    """(dataloader name, dataset cfg) for every dataset in the config,
-    looking inside wrappers such as RepeatDataset or ConcatDataset."""
-    for name in DATALOADERS:
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        stack = [loader.get('dataset')]
-        while stack:
-            dataset = stack.pop()
-            if isinstance(dataset, (list, tuple)):
-                stack.extend(dataset)
-            elif isinstance(dataset, dict):
-                inner = dataset.get('dataset', dataset.get('datasets'))
-                if inner is not None:
-                    stack.append(inner)
-                else:
-                    yield name, dataset
 
 
 def check_data(cfg, splits=DATALOADERS) -> None:
@@ -229,7 +198,9 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     def transform(self, results: dict):
         try:
             return super().transform(results)
-        except Exception as err:  # mmcv raises the reader's error, or asserts on undecodable bytes
+        # What reading and decoding raise: the file system's error, cv2 on empty bytes, mmcv's assertion
+        # when the decoder returns nothing, Pillow's on what it does not recognise. Anything else is a bug.
+        except (OSError, AssertionError, ValueError, cv2.error) as err:
             path = results.get('img_path')
             reason = ('it does not exist' if isinstance(err, FileNotFoundError)
                       else 'it cannot be decoded as an image (truncated, or not an image)')
@@ -248,19 +219,11 @@ def _image_loaders(cfg, types):
                 yield split, step
 
 
-def check_images_while_loading(cfg) -> None:
-    """Give every dataset pipeline the checked image loader; only training
-    may skip."""
+def check_images_while_loading(cfg, dataloaders: dict) -> None:
+    """Give every dataset pipeline in ``dataloaders`` (a runner's dataloader
+    settings by split name) the checked image loader, with the config's
+    ``bad_images`` option for training; validation and test never skip."""
     bad_images = data_check_options(cfg)['bad_images']
-    for split, step in _image_loaders(cfg, ('LoadImageFromFile', 'mmcv.LoadImageFromFile')):
+    for split, step in _image_loaders(dataloaders, ('LoadImageFromFile', 'mmcv.LoadImageFromFile')):
         step.update(type='CheckedLoadImageFromFile', split=split,
                     bad_images=bad_images if split == 'train_dataloader' else 'stop')
-
-
-def plain_image_loading(cfg) -> None:
-    """Undo :func:`check_images_while_loading` in a config a run saved: the
-    toolboxes' inferencers find the image loader by mmcv's name."""
-    for _, step in _image_loaders(cfg, ('CheckedLoadImageFromFile',)):
-        step['type'] = 'LoadImageFromFile'
-        step.pop('split', None)
-        step.pop('bad_images', None)

@@ -102,7 +102,7 @@ def name_empty_datasets() -> None:
 
     def _serialize_data(self):
         if not self.data_list:
-            from .data_checks import DataError
+            from ..errors import DataError
             where = self.ann_file or self.data_prefix or self.data_root
             raise DataError(f'{type(self).__name__} found no samples in {where} (after its filter_cfg, if any). '
                             'Check the folder, the annotation file and the file suffixes.')

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..errors import OutputExistsError
+
 OPSET = 17
 
 
@@ -43,7 +45,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, overwrite: b
     """Write ``model`` (in eval mode, deploy form already applied if wanted)
     traced on ``example`` to ``path``. Refuses to overwrite unless asked."""
     if osp.exists(path) and not overwrite:
-        raise FileExistsError(f'{path} already exists; choose another output path.')
+        raise OutputExistsError(f'{path} already exists; choose another output path.')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     wrapped = TensorOutputs(model.eval())
     with torch.no_grad():

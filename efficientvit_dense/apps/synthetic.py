@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..errors import OutputExistsError
+
 CLASSES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
 GENERATOR_VERSION = 1
 META_FILE = 'synthetic_meta.json'
@@ -199,8 +201,8 @@ def generate(root: str, spec: SyntheticSpec = SyntheticSpec()) -> bool:
                 return False
         shutil.rmtree(root)  # our own earlier dataset with other settings
     elif os.path.exists(root) and os.listdir(root):
-        raise FileExistsError(f'{root} exists and is not a synthetic dataset written by this tool; '
-                              'choose an empty or new folder.')
+        raise OutputExistsError(f'{root} exists and is not a synthetic dataset written by this tool; '
+                                'choose an empty or new folder.')
     tmp = root.rstrip('/') + '.partial'
     shutil.rmtree(tmp, ignore_errors=True)
     _write_split(tmp, 'train', spec.num_train, spec, 0)

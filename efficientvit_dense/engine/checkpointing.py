@@ -25,6 +25,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
+from ..errors import OutputExistsError
+
 MARKER = 'last_checkpoint'
 
 
@@ -110,3 +112,27 @@ def crash_safe_hooks(cfg) -> None:
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     if hook and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook', CheckpointHook):
         hook['type'] = 'CrashSafeCheckpointHook'
+
+
+# Steps of a training run's preparation (engine/runner.py: TRAIN_STEPS).
+
+
+def choose_resume(cfg, request) -> None:
+    """Refuse a work dir that holds an earlier run unless asked to resume;
+    resuming, name the checkpoint (``request.resume``: True for the work
+    dir's latest, or a path) rather than let mmengine find it, since it
+    trusts a marker that a kill can leave stale."""
+    earlier = latest_checkpoint(cfg.work_dir)
+    if earlier and not request.resume:
+        raise OutputExistsError(
+            f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
+            'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
+    if isinstance(request.resume, str):
+        cfg.resume, cfg.load_from = True, request.resume
+    elif request.resume and earlier:
+        cfg.resume, cfg.load_from = True, earlier
+
+
+def crash_safe_checkpoints(cfg, request) -> None:
+    use_atomic_local_writes()
+    crash_safe_hooks(cfg)

@@ -1,0 +1,222 @@
+"""What tools/benchmark.py measures: a target (an arch, a peer backbone or a
+config's whole predict path), in some modes, on some device, timed with
+:mod:`.timing` and recorded with :mod:`.records`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..engine.config import load_config
+from ..engine.inference import build_inferencer
+from ..errors import UnsupportedError
+from ..models import ARCH_SETTINGS, EfficientViT, deploy
+from .export import export_onnx, onnx_runtime_session
+from .records import environment
+from .timing import throughput_and_latency
+
+MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'onnxruntime')  # none of them: eager
+MODE_HELP = {
+    'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
+    'channels_last': 'NHWC memory format for weights and input',
+    'compile': 'torch.compile (inductor)',
+    'fp16': 'float16 autocast (GPU)',
+    'bf16': 'bfloat16 autocast (GPU)',
+    'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
+}
+
+
+def check_modes(modes, device: torch.device | str, predict_path: bool = False) -> list[str]:
+    modes = sorted(set(modes), key=MODES.index) if all(m in MODES for m in modes) else None
+    if modes is None:
+        raise UnsupportedError(f'Modes are {", ".join(MODES)} (none: eager).')
+    if 'fp16' in modes and 'bf16' in modes:
+        raise UnsupportedError('Choose one of fp16 and bf16.')
+    if {'fp16', 'bf16'} & set(modes) and torch.device(device).type != 'cuda':
+        raise UnsupportedError('fp16/bf16 autocast is for GPUs; on a CPU, time float32.')
+    if 'onnxruntime' in modes:
+        if predict_path:
+            raise UnsupportedError('onnxruntime times backbones and classifiers; export a detector with '
+                                   'tools/export_onnx.py instead.')
+        if set(modes) - {'onnxruntime', 'deploy'}:
+            raise UnsupportedError('onnxruntime combines with deploy only.')
+    return modes
+
+
+def apply_modes(model: nn.Module, modes) -> nn.Module:
+    """``model`` in eval mode with ``modes`` applied (autocast is applied per
+    call, by :func:`autocast`). An mmengine model (detector, segmentor,
+    classifier) is compiled per network part: its post-processing has
+    data-dependent shapes."""
+    model = model.eval()
+    if 'deploy' in modes:
+        model = deploy(model)
+    if 'channels_last' in modes:
+        model = model.to(memory_format=torch.channels_last)
+    if 'compile' in modes:
+        if hasattr(model, 'data_preprocessor'):
+            for part in ('backbone', 'neck'):
+                if getattr(model, part, None) is not None:
+                    setattr(model, part, torch.compile(getattr(model, part), dynamic=False))
+        else:
+            model = torch.compile(model, dynamic=False)
+    return model
+
+
+def autocast(modes, device: torch.device | str):
+    """The autocast context of an fp16/bf16 mode, else a no-op."""
+    dtypes = [{'fp16': torch.float16, 'bf16': torch.bfloat16}[m] for m in modes if m in ('fp16', 'bf16')]
+    return torch.autocast(torch.device(device).type, dtype=dtypes[0]) if dtypes else contextlib.nullcontext()
+
+
+def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.Tensor,
+            work_dir: str = '.') -> Callable[[torch.Tensor], object]:
+    """``model`` on ``device`` in ``modes``, as a function of an input batch."""
+    model = model.to(device)
+    if 'onnxruntime' in modes:
+        model = apply_modes(model, [m for m in modes if m == 'deploy'])
+        path = export_onnx(model, example, os.path.join(work_dir, 'benchmark.onnx'), overwrite=True)
+        session = onnx_runtime_session(path, device)
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x.cpu().numpy()})
+    model = apply_modes(model, modes)
+    memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
+
+    @torch.no_grad()
+    def run(x):
+        with autocast(modes, device):
+            return model(x.to(memory_format=memory_format))
+
+    return run
+
+
+# --------------------------------------------------------------------------
+# Targets: an arch, a peer backbone, or a config's whole predict path.
+
+
+def stage_windows(size: tuple[int, int], window: int = 7) -> tuple[int, ...]:
+    """Each stage's window clamped to its map (as timm's ImageNet models do):
+    (7, 7, 4) at 224, 7 everywhere at detection sizes."""
+    sides = [(min(size) + 15) // 16]
+    for _ in range(2):
+        sides.append((sides[-1] + 1) // 2)
+    return tuple(min(window, side) for side in sides)
+
+
+class ForwardFeatures(nn.Module):
+    """A classifier's feature extractor as a module, so that it is timed as a backbone (no head)."""
+
+    def __init__(self, forward):
+        super().__init__()
+        self.owner, self.forward_features = forward.__self__, forward
+
+    def forward(self, x):
+        return self.forward_features(x)
+
+
+def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
+    """An arch ('m0'..'m5': this project's backbone), 'timm:NAME' (timm's
+    ``forward_features``) or 'torchvision:NAME' (its ``features``), with
+    random weights. Returns the module and what is timed."""
+    if spec in ARCH_SETTINGS:
+        windows = stage_windows(size)
+        return EfficientViT(spec, window_size=windows), f'backbone forward (windows {windows})'
+    library, _, name = spec.partition(':')
+    if library == 'timm':
+        import timm
+        model = timm.create_model(name, pretrained=False)
+        return ForwardFeatures(model.forward_features), 'forward_features'
+    if library == 'torchvision':
+        import torchvision
+        return torchvision.models.get_model(name, weights=None).features, 'features'
+    raise UnsupportedError(f'{spec!r}: expected an arch ({", ".join(ARCH_SETTINGS)}), timm:NAME, torchvision:NAME '
+                           'or a config file.')
+
+
+def _drop_pretrained(node) -> None:
+    """Remove every ``init_cfg=dict(type='Pretrained', ...)`` in a model config."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        for value in node.values():
+            _drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _drop_pretrained(value)
+
+
+def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[list], object], str]:
+    """A function running a config's whole predict path on a list of images
+    (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
+    then ``test_step`` (normalise, pad, forward, post-processing such as
+    NMS), in ``modes``. Random weights without ``checkpoint``."""
+    from mmengine.registry import DefaultScope
+
+    if checkpoint is None:
+        _drop_pretrained(cfg.model)  # no downloads; the weights' values do not change the timing
+    scope = cfg.get('default_scope')
+    # The scope a previous inferencer left current would resolve this one's transforms.
+    in_scope = lambda: DefaultScope.overwrite_default_scope(scope)  # noqa: E731
+    inferencer = build_inferencer(cfg, checkpoint, str(device))
+    if checkpoint is None:
+        # Initialised as for training: a detection head then scores anchors at its prior (RetinaNet: 0.01),
+        # not at PyTorch's default 0.5, which would send every anchor to NMS.
+        with in_scope():
+            inferencer.model.init_weights()
+    model = apply_modes(inferencer.model, modes)
+
+    @torch.no_grad()
+    def run(images):
+        with in_scope():
+            item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
+            data = item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
+            with autocast(modes, device):
+                return model.test_step(data)
+
+    return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'
+
+
+def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), device='cpu',
+                 checkpoint: str | None = None, work_dir: str = '.', cfg_options: dict | None = None) -> dict:
+    """One target (see :func:`build_backbone`, or a config file) ready to
+    time: ``run``, ``make_input`` (a batch of n) and the record's fields."""
+    is_config = spec.endswith('.py')
+    modes = check_modes(modes, device, predict_path=is_config)
+    if is_config:
+        run, what = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint, modes, device)
+        images = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(batch_size)]
+        make_input = lambda n: images[:n]  # noqa: E731
+    else:
+        model, what = build_backbone(spec, size)
+        run = prepare(model, modes, device, torch.randn(1, 3, *size), work_dir)
+        make_input = lambda n: torch.randn(n, 3, *size, device=device)  # noqa: E731
+    return dict(run=run, make_input=make_input,
+                record=dict(model=spec, what=what, modes=list(modes) or ['eager'], input_size=list(size),
+                            batch_size=batch_size, checkpoint=checkpoint))
+
+
+def benchmark_together(targets: list[dict], batch_size: int = 16, device='cpu', warmup: int = 3,
+                       repeats: int = 10) -> list[dict]:
+    """JSON-ready records for targets from :func:`timed_target`, timed in
+    turns (:func:`interleaved_times`) so that their ratios are fair."""
+    figures = throughput_and_latency([t['run'] for t in targets], [t['make_input'] for t in targets],
+                                     batch_size, device, warmup, repeats)
+    env = environment(device)
+    return [dict(**t['record'], warmup=warmup, repeats=repeats, interleaved=len(targets) > 1, **f, **env)
+            for t, f in zip(targets, figures)]
+
+
+def benchmark(spec: str, size: tuple[int, int], batch_size: int = 16, modes=(), device='cpu',
+              checkpoint: str | None = None, warmup: int = 3, repeats: int = 10, work_dir: str = '.',
+              cfg_options: dict | None = None) -> dict:
+    """Throughput and latency of one target in ``modes``; a JSON-ready record."""
+    target = timed_target(spec, size, batch_size, modes, device, checkpoint, work_dir, cfg_options)
+    return benchmark_together([target], batch_size, device, warmup, repeats)[0]
+
+

@@ -1,0 +1,72 @@
+"""Benchmark records: where a figure was measured, the table printed, and
+the JSON files (never overwritten) that tools/report.py reads."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import torch
+
+from ..errors import OutputExistsError
+
+
+def environment(device: torch.device | str) -> dict:
+    """Where a figure was measured: the device, threads and versions."""
+    import importlib.metadata
+    import platform
+
+    device = torch.device(device)
+    if device.type == 'cuda':
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open('/proc/cpuinfo') as f:
+                name = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), name)
+        except OSError:
+            pass
+    versions = {}
+    for package in ('torch', 'torchvision', 'timm', 'mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain',
+                    'onnxruntime'):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return dict(device=f'{device.type}: {name}', threads=torch.get_num_threads(),
+                python=platform.python_version(), versions=versions)
+
+
+def format_table(records: list[dict]) -> str:
+    """One line per record, with each model's ratio to the first."""
+    first = records[0]
+    lines = [f'{first["device"]}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
+             f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
+             f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls'
+             + (', models timed in turns' if first.get('interleaved') else ''),
+             f'{"model":<44} {"modes":<22} {"images/s":>9} {"first÷":>6} {"lat. median":>11} {"p90 ms":>7}  timed']
+    for r in records:
+        lines.append(f'{r["model"][-44:]:<44} {"+".join(r["modes"]):<22} {r["images_per_s"]:>9.2f} '
+                     f'{first["images_per_s"] / r["images_per_s"]:>5.2f}x {r["latency_ms_median"]:>8.1f} ms '
+                     f'{r["latency_ms_p90"]:>7.1f}  {r["what"]}')
+    return '\n'.join(lines)
+
+
+def new_stem(directory: str, name: str, extensions=('.json',)) -> str:
+    """``directory/name_<time>`` (with ``_1``, ``_2``... if needed) such that
+    no file of that stem with any of ``extensions`` exists yet."""
+    os.makedirs(directory, exist_ok=True)
+    stamp = os.path.join(directory, f'{name}_{time.strftime("%Y%m%d_%H%M%S")}')
+    for stem in (stamp, *(f'{stamp}_{i}' for i in range(1, 100))):
+        if not any(os.path.exists(stem + ext) for ext in extensions):
+            return stem
+    raise OutputExistsError(f'Too many files named {stamp}* in {directory}.')
+
+
+def save_records(records: list[dict], work_dir: str) -> str:
+    """Write ``records`` to a new ``benchmark_<time>.json`` in ``work_dir``
+    (what tools/report.py reads); never replaces a file."""
+    path = new_stem(work_dir, 'benchmark') + '.json'
+    with open(path, 'x') as f:  # 'x': a file appearing meanwhile is refused, not replaced
+        json.dump(records, f, indent=1)
+    return path

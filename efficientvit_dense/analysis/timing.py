@@ -1,0 +1,101 @@
+"""Timing a forward pass: warm-up, repeats, medians, CUDA synchronisation.
+
+Figures on shared machines are noisy, so compare models measured in the
+same run (a ratio) rather than against numbers from another day.
+"""
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..errors import DataError
+
+
+def time_calls(fn: Callable[[], object], warmup: int = 3, repeats: int = 10,
+               device: torch.device | str = 'cpu') -> list[float]:
+    """Seconds taken by each of ``repeats`` calls of ``fn`` after ``warmup``
+    untimed calls (see :func:`interleaved_times`)."""
+    return interleaved_times([fn], warmup, repeats, device)[0]
+
+
+def interleaved_times(fns: list[Callable[[], object]], warmup: int = 3, repeats: int = 10,
+                      device: torch.device | str = 'cpu') -> list[list[float]]:
+    """Seconds taken by each call of each function: after ``warmup`` untimed
+    calls of each, ``repeats`` rounds that call every function once, so a
+    slow spell of a shared machine falls on all of them alike. On CUDA the
+    device is synchronised around every call so that the time covers the
+    kernels, not just their launch."""
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, seconds in zip(fns, times):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            seconds.append(time.perf_counter() - start)
+    return times
+
+
+@torch.no_grad()
+def images_per_second(models: list[nn.Module], batch_size: int = 16, size: int | tuple[int, int] = 224,
+                      warmup: int = 3, repeats: int = 10, device: torch.device | str = 'cpu') -> list[float]:
+    """Median inference throughput of each model in eval mode on one random
+    batch, the models timed in turns."""
+    height, width = (size, size) if isinstance(size, int) else size
+    x = torch.randn(batch_size, 3, height, width, device=device)
+    models = [model.eval().to(device) for model in models]
+    times = interleaved_times([functools.partial(model, x) for model in models], warmup, repeats, device)
+    return [batch_size / statistics.median(seconds) for seconds in times]
+
+
+@torch.no_grad()
+def predict_images_per_second(model: nn.Module, dataloader, num_batches: int = 5, warmup: int = 1) -> float:
+    """Throughput of an mmengine model's whole predict path (``test_step``:
+    data preprocessing, forward and post-processing such as NMS) on batches
+    from ``dataloader``. Loading and decoding the files is not timed."""
+    model.eval()
+    batches = []
+    for batch in dataloader:
+        batches.append(batch)
+        if len(batches) == warmup + num_batches:
+            break
+    if len(batches) <= warmup:
+        raise DataError(f'The dataloader gave {len(batches)} batches; timing needs more than {warmup}.')
+    for batch in batches[:warmup]:
+        model.test_step(batch)
+    device = next(model.parameters()).device
+    images, seconds = 0, 0.0
+    for batch in batches[warmup:]:
+        (elapsed,) = time_calls(lambda: model.test_step(batch), warmup=0, repeats=1, device=device)
+        seconds += elapsed
+        images += len(batch['inputs'])
+    return images / seconds
+
+
+def throughput_and_latency(fns: list[Callable], make_inputs: list[Callable[[int], object]], batch_size: int,
+                           device: torch.device | str, warmup: int = 3, repeats: int = 10) -> list[dict]:
+    """For each ``fn`` with its ``make_input``: images/s of
+    ``fn(make_input(batch_size))`` (median over repeats) and batch-1 latency
+    (median and 90th percentile, ms), the functions timed in turns."""
+    batches = [make(batch_size) for make in make_inputs]
+    singles = [make(1) for make in make_inputs]
+    batch_times = interleaved_times([functools.partial(fn, x) for fn, x in zip(fns, batches)],
+                                    warmup, repeats, device)
+    single_times = interleaved_times([functools.partial(fn, x) for fn, x in zip(fns, singles)],
+                                     warmup, max(repeats, 10), device)
+    figures = []
+    for batch, single in zip(batch_times, single_times):
+        single = sorted(single)
+        figures.append(dict(images_per_s=batch_size / statistics.median(batch),
+                            latency_ms_median=1e3 * statistics.median(single),
+                            latency_ms_p90=1e3 * single[min(len(single) - 1, round(0.9 * (len(single) - 1)))]))
+    return figures

@@ -1,0 +1,171 @@
+"""Reading a config as the tools do, and the config mistakes a user should
+hear about in one line: a misspelt top-level key (mmengine ignores it
+silently) or keyword (the class's TypeError, buried in a traceback).
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import os.path as osp
+import re
+
+from mmengine.config import Config
+
+from ..errors import ConfigError, DataNotFoundError, InputNotFoundError
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EVALUATORS = ('val_evaluator', 'test_evaluator')
+
+# What mmengine's Runner.from_cfg and this project's runner read at the top level of a config.
+RUNNER_KEYS = (
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'val_cfg',
+    'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
+    'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher', 'env_cfg',
+    'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'experiment_name',
+    'model_wrapper_cfg', 'find_unused_parameters', 'compile', 'strategy', 'data_checks')
+
+# mmengine prefixes every error raised while building with the class it was building.
+_BUILD_PREFIX = re.compile(r'class `\w+` in [\w/.]+\.py: ')
+
+
+# --------------------------------------------------------------------------
+# Reading a config
+
+
+def resolve_config_path(path: str) -> str:
+    """A config file, or a toolbox's own config named as in ``_base_``
+    (``mmdet::retinanet/retinanet_r50_fpn_1x_coco.py``), e.g. a peer to compare with."""
+    if '::' in path:
+        try:  # mmengine's own lookup for `_base_`
+            path, _ = Config._get_cfg_path(path, '')
+        except (FileNotFoundError, ModuleNotFoundError, ValueError) as err:
+            raise InputNotFoundError(f'Config not found: {path} ({err}).') from err
+    if not osp.isfile(path):
+        raise InputNotFoundError(f'Config file not found: {path}')
+    return path
+
+
+def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
+                data_root: str | None = None) -> Config:
+    """Read a config, apply ``--cfg-options``, pick the work dir (default
+    ``work_dirs/<config name>``) and move the data root if asked."""
+    path = resolve_config_path(path)
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, path)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    fill_classes_from_folders(cfg)
+    return cfg
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point every dataset, and every evaluator file under the old root, at
+    ``data_root``."""
+    data_root = data_root.rstrip('/') + '/'
+    old_roots = {ds.get('data_root') for _, ds in iter_datasets(cfg)} | {cfg.get('data_root')}
+    old_roots = {r.rstrip('/') + '/' for r in old_roots if r}
+    cfg.data_root = data_root
+    for _, dataset in iter_datasets(cfg):
+        dataset['data_root'] = data_root
+    for evaluator in evaluators(cfg):
+        ann_file = evaluator.get('ann_file')
+        for old in old_roots:
+            if isinstance(ann_file, str) and ann_file.startswith(old):
+                evaluator['ann_file'] = data_root + ann_file[len(old):]
+
+
+def fill_classes_from_folders(cfg: Config) -> None:
+    """A classifier on class-per-folder data (mmpretrain's CustomDataset)
+    may leave ``num_classes`` None: it becomes the number of class folders in
+    the training folder, and top-k accuracy stops at that number."""
+    head = cfg.get('model', {}).get('head')
+    loader = cfg.get('train_dataloader') or {}
+    dataset = loader.get('dataset') or {}
+    if not isinstance(head, dict) or head.get('num_classes', 0) is not None or dataset.get('type') != 'CustomDataset':
+        return
+    folder = osp.join(dataset.get('data_root') or '', dataset.get('data_prefix') or '')
+    if not osp.isdir(folder):
+        return  # check_data names the missing folder when the data is needed
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    if not classes:
+        raise DataNotFoundError(f'{folder} holds no class folders; expected {folder}/<class>/<image>.')
+    head['num_classes'] = len(classes)
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        cfg.data_preprocessor['num_classes'] = len(classes)
+    for evaluator in evaluators(cfg):
+        if evaluator.get('type') == 'Accuracy' and isinstance(evaluator.get('topk'), (list, tuple)):
+            evaluator['topk'] = tuple(k for k in evaluator['topk'] if k <= len(classes)) or (1,)
+
+
+# --------------------------------------------------------------------------
+# Its parts
+
+
+def iter_datasets(cfg):
+    """(dataloader name, dataset cfg) for every dataset in the config,
+    looking inside wrappers such as RepeatDataset or ConcatDataset."""
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        stack = [loader.get('dataset')]
+        while stack:
+            dataset = stack.pop()
+            if isinstance(dataset, (list, tuple)):
+                stack.extend(dataset)
+            elif isinstance(dataset, dict):
+                inner = dataset.get('dataset', dataset.get('datasets'))
+                if inner is not None:
+                    stack.append(inner)
+                else:
+                    yield name, dataset
+
+
+def evaluators(cfg: Config):
+    """Every evaluator dict of the config (val and test, single or listed)."""
+    for name in EVALUATORS:
+        evaluator = cfg.get(name)
+        for item in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+            if isinstance(item, dict):
+                yield item
+
+
+# --------------------------------------------------------------------------
+# Mistakes said in one line
+
+
+def check_top_level_keys(cfg, source: str) -> None:
+    """Refuse a top-level key that is a near miss of one the runner reads
+    (``trian_cfg``); other unknown keys are the configs' own variables."""
+    for key in cfg.keys():
+        if key in RUNNER_KEYS:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(f'{source}: unknown key {key!r}, did you mean {close[0]!r}? '
+                              'mmengine would ignore it silently.')
+
+
+@contextlib.contextmanager
+def config_errors(source: str):
+    """Inside, a class built from the config that rejects a keyword (a
+    misspelt key, in the file or in --cfg-options) raises :class:`ConfigError`."""
+    try:
+        yield
+    except TypeError as err:
+        match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(err))
+        if match is None:
+            raise
+        raise ConfigError(f'{source}: {match[1]} has no option {match[2]!r}; check its spelling in the config '
+                          'or in --cfg-options.') from err
+
+
+def without_build_prefixes(message: str) -> str:
+    return _BUILD_PREFIX.sub('', message)

@@ -1,0 +1,187 @@
+"""What tools/train.py and tools/test.py do, for mmdet, mmseg and mmpretrain
+configs alike: each config's ``default_scope`` picks the toolbox, and
+mmengine's Runner does the work.
+
+A run is: the config prepared by one ordered list of named steps
+(:data:`TRAIN_STEPS`, :data:`TEST_STEPS`; each step lives with its concern:
+data checks, checkpoints, this module for the runner's own settings), then
+mmengine's Runner built from it (:func:`build_runner`, which also checks the
+checkpoint against the built model), then the run itself.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from ..errors import ConfigError, InputNotFoundError, OutputExistsError
+from ..models.weights import safe_loading_errors
+from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
+from .checkpointing import choose_resume, crash_safe_checkpoints
+from .config import DATALOADERS, config_errors
+from .data_checks import check_images_while_loading, check_inputs
+
+
+@dataclass
+class Request:
+    """What the command line asked for, beside the config."""
+    launcher: str = 'none'
+    resume: str | bool = False  # train: False, True (the work dir's latest checkpoint) or a path
+    amp: bool = False
+    auto_scale_lr: bool = False
+    checkpoint: str | None = None  # test: the weights to evaluate
+    out: str | None = None  # test: dump the raw predictions here
+    show_dir: str | None = None  # test: draw the predictions here
+
+
+# --------------------------------------------------------------------------
+# The runner's own settings
+
+
+def distributed_settings(cfg: Config, request: Request) -> None:
+    """mmengine's launchers assume GPUs: they call ``torch.cuda.set_device``
+    and give DDP device ids. Without GPUs (CPU runs, the 2-process test),
+    join the process group over gloo here and wrap without device ids."""
+    cfg.launcher = request.launcher
+    if request.launcher == 'none' or torch.cuda.is_available():
+        return
+    if request.launcher != 'pytorch':
+        raise ConfigError(f'--launcher {request.launcher} needs GPUs; without them use tools/dist_train.sh '
+                          '(torchrun).')
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group('gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def own_visualizer(cfg: Config, request: Request) -> None:
+    """The toolboxes' configs name their visualizer 'visualizer', and
+    mmengine hands back an existing instance of that name, so a second run in
+    one process (train then test, a notebook) would draw and log into the
+    first run's folder. Unnamed, it is named after the run."""
+    if cfg.get('visualizer'):
+        cfg.visualizer.pop('name', None)
+
+
+def mixed_precision(cfg: Config, request: Request) -> None:
+    if request.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def scaled_learning_rate(cfg: Config, request: Request) -> None:
+    if not request.auto_scale_lr:
+        return
+    if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+        raise ConfigError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config.')
+    cfg.auto_scale_lr.enable = True
+
+
+def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
+    if not osp.isfile(request.checkpoint):
+        raise InputNotFoundError(f'Checkpoint not found: {request.checkpoint}')
+    cfg.load_from = request.checkpoint
+
+
+def pictures_of_predictions(cfg: Config, request: Request) -> None:
+    """Ask the toolbox's visualisation hook to draw predictions into
+    ``show_dir``, as each toolbox's own tools/test.py does."""
+    if not request.show_dir:
+        return
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ConfigError('This config has no visualization hook, so --show-dir cannot draw predictions.')
+    kind = hook['type'].split('.')[-1]
+    if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/
+        hook.update(draw=True, test_out_dir=request.show_dir)
+    elif kind == 'SegVisualizationHook':  # mmseg: through the visualizer; every image, not every 50th
+        hook.update(draw=True, interval=1)
+        cfg.visualizer['save_dir'] = request.show_dir
+    else:  # mmpretrain's VisualizationHook
+        hook.update(enable=True, out_dir=request.show_dir)
+
+
+def dumped_predictions(cfg: Config, request: Request) -> None:
+    if not request.out:
+        return
+    if osp.exists(request.out):
+        raise OutputExistsError(f'{request.out} already exists; choose another --out path.')
+    dump = 'mmdet.DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'mmengine.DumpResults'
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=request.out)]
+    os.makedirs(osp.dirname(osp.abspath(request.out)), exist_ok=True)
+
+
+# --------------------------------------------------------------------------
+# The preparations, in order
+
+Step = Callable[[Config, Request], None]
+
+TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
+    ('the data exist and read as the config says', lambda cfg, _: check_inputs(cfg, ('train_dataloader',
+                                                                                     'val_dataloader'))),
+    ('an earlier run is resumed, never overwritten', choose_resume),
+    ('distributed settings', distributed_settings),
+    ('a visualizer of its own', own_visualizer),
+    ('mixed precision (--amp)', mixed_precision),
+    ('learning rate scaled to the batch (--auto-scale-lr)', scaled_learning_rate),
+    ('checkpoints written whole, old ones removed last', crash_safe_checkpoints),
+)
+TEST_STEPS: tuple[tuple[str, Step], ...] = (
+    ('the data exist and read as the config says', lambda cfg, _: check_inputs(cfg, ('test_dataloader',))),
+    ('the checkpoint to evaluate', checkpoint_to_evaluate),
+    ('distributed settings', distributed_settings),
+    ('a visualizer of its own', own_visualizer),
+    ('pictures of the predictions (--show-dir)', pictures_of_predictions),
+    ('a dump of the predictions (--out)', dumped_predictions),
+)
+
+
+def prepare(cfg: Config, request: Request, steps) -> None:
+    """Apply ``steps`` to ``cfg`` in order (each may refuse the run)."""
+    for _, step in steps:
+        step(cfg, request)
+
+
+def build_runner(cfg: Config, purpose: str) -> Runner:
+    """mmengine's Runner for the prepared ``cfg``; then, on the built
+    runner, the checked image loader (given to the runner's dataloader
+    settings, not to the config it saved in the work dir, which stays usable
+    by the toolboxes' own tools) and the check that the checkpoint it will
+    load fits the model for ``purpose`` (mmengine would only warn)."""
+    with config_errors(cfg.filename or 'the config'):
+        runner = Runner.from_cfg(cfg)
+    check_images_while_loading(cfg, {name: getattr(runner, f'_{name}') for name in DATALOADERS})
+    if cfg.get('load_from'):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_checkpoint_fits(model, cfg.load_from, purpose)
+    return runner
+
+
+def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
+          launcher: str = 'none') -> Runner:
+    """Train with mmengine's Runner. ``resume``: False, True (the latest
+    checkpoint in the work dir) or a checkpoint path."""
+    prepare(cfg, Request(launcher, resume, amp, auto_scale_lr), TRAIN_STEPS)
+    runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
+    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump():
+        runner.train()
+    return runner
+
+
+def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,
+         launcher: str = 'none') -> dict:
+    """Evaluate ``checkpoint`` on the test split; returns the metrics."""
+    prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir), TEST_STEPS)
+    runner = build_runner(cfg, purpose='evaluate')
+    with safe_loading_errors(checkpoint), without_mmengine_key_dump():
+        return runner.test()

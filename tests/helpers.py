@@ -1,0 +1,79 @@
+"""What several test modules share: the repository root, tiny runs of the
+demo configs, model input batches and running a tool as a user would.
+(Fixtures live in conftest.py.)"""
+from __future__ import annotations
+
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData, PixelData
+from mmseg.structures import SegDataSample
+
+from efficientvit_dense.apps.synthetic import SyntheticSpec
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+TINY_SPEC = SyntheticSpec(num_train=8, num_val=4, max_objects=3)
+
+
+def in_process_loaders(batch_size: int = 2) -> dict:
+    """--cfg-options for every dataloader: small batches, no worker processes."""
+    return {f'{loader}.{key}': value for loader in LOADERS
+            for key, value in (('batch_size', batch_size), ('num_workers', 0), ('persistent_workers', False))}
+
+
+# Two iterations of the detection demo, validated and saved at the end.
+DETECTION_TINY_RUN = {**in_process_loaders(), 'train_dataloader.batch_size': 4,
+                      'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 2,
+                      # Two iterations teach nothing: keep every score so the metric has predictions to rank.
+                      'model.test_cfg.score_thr': 0.0}
+
+
+def detection_batch(height: int = 128, width: int = 160, with_mask: bool = False) -> dict:
+    """Two random images with two boxes (and masks) each, as mmdet's data preprocessor takes them."""
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             scale_factor=(1.0, 1.0)))
+        boxes = torch.tensor([[8.0, 10.0, 60.0, 70.0], [70.0, 40.0, 150.0, 120.0]])
+        instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]))
+        if with_mask:
+            masks = torch.zeros(2, height, width, dtype=torch.uint8)
+            for mask, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
+                mask[y0:y1, x0:x1] = 1
+            instances.masks = BitmapMasks(masks.numpy(), height, width)
+        sample.gt_instances = instances
+        samples.append(sample)
+    inputs = [torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8) for _ in range(2)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+SEGMENTATION_SIZE = (96, 128)  # the configs crop 512 px and more; a step at that size is slow on a CPU
+
+
+def segmentation_batch(num_classes: int, ignore_index: int = 255) -> dict:
+    """Two random images with random label maps, an unlabelled band on top."""
+    gen = torch.Generator().manual_seed(0)
+    samples, inputs = [], []
+    for _ in range(2):
+        labels = torch.randint(0, num_classes, SEGMENTATION_SIZE, generator=gen)
+        labels[:8] = ignore_index  # an unlabelled band, as real label maps have
+        sample = SegDataSample(metainfo=dict(img_shape=SEGMENTATION_SIZE, ori_shape=SEGMENTATION_SIZE,
+                                             pad_shape=SEGMENTATION_SIZE))
+        sample.gt_sem_seg = PixelData(data=labels[None])
+        samples.append(sample)
+        inputs.append(torch.randint(0, 256, (3, *SEGMENTATION_SIZE), generator=gen, dtype=torch.uint8))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def run_tool(tool: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python tools/<tool> ARGS`` from the repository root, as a user runs it;
+    a hang fails the test after ``timeout`` seconds."""
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)

@@ -15,4 +15,4 @@ compat.apply()
 from . import models  # noqa: E402,F401  (registers the modules)
 from .engine import checkpointing, data_checks, evaluation  # noqa: E402,F401  (registers hook, transform, metric)
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'

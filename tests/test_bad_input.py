@@ -3,6 +3,7 @@ skipped with a warning where the config asks for it (docs/reliability.md)."""
 import json
 import os
 import os.path as osp
+import runpy
 import shutil
 
 import pytest
@@ -12,6 +13,7 @@ from helpers import DETECTION_TINY_RUN, REPO, run_tool
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
+from efficientvit_dense import cli
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
 from efficientvit_dense.cli import user_message
@@ -206,6 +208,25 @@ def test_a_wrong_model_argument_is_one_line_from_the_tool_not_a_traceback(data):
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         'error: out_indices must be a non-empty subset of (0, 1, 2) without repeats, got [0, 5].')
+
+
+def test_the_tools_print_a_user_error_in_one_line_and_keep_a_bugs_traceback():
+    def user_mistake():
+        raise ConfigError('CONFIG: the mistake and what to do')
+
+    with pytest.raises(SystemExit, match='^error: CONFIG: the mistake and what to do$'):
+        cli.run(user_mistake)
+    with pytest.raises(ZeroDivisionError):  # a bug is not a user's mistake: its traceback stays
+        cli.run(lambda: 1 / 0)
+
+
+def test_a_missing_base_config_and_a_misspelt_type_are_named_in_one_line(tmp_path):
+    get_flops = runpy.run_path(osp.join(REPO, 'tools', 'get_flops.py'))['main']
+    (tmp_path / 'mine.py').write_text("_base_ = './not_there.py'\n")
+    with pytest.raises(SystemExit, match=r'^error: .*mine\.py: .*not_there\.py'):
+        get_flops([str(tmp_path / 'mine.py')])
+    with pytest.raises(SystemExit, match=r"^error: .*: no type 'EfficientViTx' in the mmdet::model registry; check "):
+        get_flops([DEMOS['detection'].config, '--cfg-options', 'model.backbone.type=EfficientViTx'])
 
 
 def test_a_misspelt_key_is_named(data):

@@ -1,4 +1,4 @@
-"""Each shim in efficientvit_dense.compat, shown to be needed: these tests
+"""Each shim in efficientvit_dense.engine.compat, shown to be needed: these tests
 fail when the shim is taken out."""
 import pickle
 

@@ -10,13 +10,10 @@ again and a new report is written beside the old ones.
     python tools/compare_backbones.py
     python tools/compare_backbones.py --configs configs/demo/compare/*.py my_config.py
 """
-import os
-
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
 from efficientvit_dense.analysis.benchmark import MODE_HELP
 from efficientvit_dense.apps.comparison import COMPARISON_CONFIGS, compare_backbones
-from efficientvit_dense.errors import InputNotFoundError
 
 
 def main(argv=None):
@@ -33,9 +30,6 @@ def main(argv=None):
     args = cli.parse(parser, argv)
 
     def run():
-        for config in args.configs:
-            if not os.path.isfile(config):
-                raise InputNotFoundError(f'{config}: no such config.')
         result = compare_backbones(args.configs, args.work_dir, args.data_root, args.modes, args.batch_size,
                                    repeats=args.repeats, cfg_options=args.cfg_options)
         print('\n' + result['table'])

@@ -20,7 +20,10 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--repeats', type=int, default=5)
     args = cli.parse(parser, argv)
+    cli.run(lambda: print_comparison(args))
 
+
+def print_comparison(args):
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} at 224x224, '
           'backbones without classifier')
     header = f'{"model":<6} {"max|diff| timm":>15} {"official":>10} {"timm img/s":>11} {"ours img/s":>11} ' \

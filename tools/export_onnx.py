@@ -29,6 +29,7 @@ def main(argv=None):
     parser.add_argument('model', help='an arch (m0..m5) or a config file')
     parser.add_argument('--checkpoint', help="the config's trained weights (default: random)")
     cli.add_shape(parser)
+    cli.add_cfg_options(parser, "override the config's entries: key=value")
     parser.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
     parser.add_argument('--tolerance', type=float, default=1e-3, help='largest difference accepted')
     args = cli.parse(parser, argv)
@@ -36,7 +37,7 @@ def main(argv=None):
     def run():
         size = cli.shape(args)
         if args.model.endswith('.py'):
-            model = build_config_model(load_config(args.model))
+            model = build_config_model(load_config(args.model, args.cfg_options))
             if args.checkpoint:
                 load_checked(model, args.checkpoint)
         else:

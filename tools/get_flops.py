@@ -21,12 +21,13 @@ def main(argv=None):
     parser = cli.parser_for(__doc__)
     parser.add_argument('model', help='an arch (m0..m5) or a config file')
     cli.add_shape(parser)
+    cli.add_cfg_options(parser, "override the config's entries: key=value")
     args = cli.parse(parser, argv)
 
     def run():
         height, width = cli.shape(args)
         if osp.isfile(args.model) or args.model.endswith('.py'):
-            model, name = build_config_model(load_config(args.model)), osp.basename(args.model)
+            model, name = build_config_model(load_config(args.model, args.cfg_options)), osp.basename(args.model)
         else:
             model, name = build_arch_classifier(args.model), f'EfficientViT-{args.model.upper()} (ImageNet classifier)'
         result = count(model, height, width)

@@ -129,10 +129,15 @@ def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
     library, _, name = spec.partition(':')
     if library == 'timm':
         import timm
+        if name not in timm.list_models():
+            raise UnsupportedError(f'{spec!r}: timm has no model {name!r} (timm.list_models() lists them).')
         model = timm.create_model(name, pretrained=False)
         return ForwardFeatures(model.forward_features), 'forward_features'
     if library == 'torchvision':
         import torchvision
+        if name not in torchvision.models.list_models():
+            raise UnsupportedError(f'{spec!r}: torchvision has no model {name!r} '
+                                   '(torchvision.models.list_models() lists them).')
         return torchvision.models.get_model(name, weights=None).features, 'features'
     raise UnsupportedError(f'{spec!r}: expected an arch ({", ".join(ARCH_SETTINGS)}), timm:NAME, torchvision:NAME '
                            'or a config file.')
@@ -204,7 +209,7 @@ def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), de
 def benchmark_together(targets: list[dict], batch_size: int = 16, device='cpu', warmup: int = 3,
                        repeats: int = 10) -> list[dict]:
     """JSON-ready records for targets from :func:`timed_target`, timed in
-    turns (:func:`interleaved_times`) so that their ratios are fair."""
+    turns (:func:`.timing.interleaved_times`) so that their ratios are fair."""
     figures = throughput_and_latency([t['run'] for t in targets], [t['make_input'] for t in targets],
                                      batch_size, device, warmup, repeats)
     env = environment(device)

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
+from ..engine.config import config_errors
 from ..errors import UnsupportedError
 from ..models.arch import ARCH_SETTINGS
 from .reference import imagenet_classifier
@@ -42,7 +43,8 @@ def build_config_model(cfg: Config) -> nn.Module:
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')), \
+            config_errors(cfg.filename or 'the config'):
         model = MODELS.build(model_cfg)
     return revert_sync_batchnorm(model)
 

@@ -11,7 +11,7 @@ from ..analysis.benchmark import benchmark_together, timed_target
 from ..analysis.records import new_stem, save_records
 from ..analysis.report import collect, plot, to_markdown
 from ..engine.checkpointing import latest_checkpoint
-from ..engine.config import load_config
+from ..engine.config import load_config, resolve_config_path
 from ..engine.runner import train
 from ..errors import ConfigError
 from . import REPO_ROOT
@@ -31,6 +31,7 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
     ``modes`` on the CPU at the configs' image size, then write a new
     ``report_<time>.md`` and ``.png`` there. Returns the table and paths."""
     start = time.perf_counter()
+    configs = [resolve_config_path(config) for config in configs]  # a missing one stops before any work
     generate(data_root, spec)
     runs = []
     for config in configs:

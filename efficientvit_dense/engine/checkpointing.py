@@ -25,7 +25,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from ..errors import OutputExistsError
+from ..errors import InputNotFoundError, OutputExistsError
 
 MARKER = 'last_checkpoint'
 
@@ -128,6 +128,8 @@ def choose_resume(cfg, request) -> None:
             f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
             'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
     if isinstance(request.resume, str):
+        if not osp.isfile(request.resume):
+            raise InputNotFoundError(f'Checkpoint to resume from not found: {request.resume}')
         cfg.resume, cfg.load_from = True, request.resume
     elif request.resume and earlier:
         cfg.resume, cfg.load_from = True, earlier

@@ -1,6 +1,8 @@
 """Shims that make mmengine / mmdet / mmseg / mmpretrain run on torch >= 2.6
 and numpy >= 2.4. Applied when ``efficientvit_dense`` is imported; each is
-idempotent and has a test that fails without it (tests/test_compat.py).
+idempotent and has a test that fails without it (tests/test_compat.py; the
+empty-dataset one in tests/test_bad_input.py). docs/design.md lists them
+with the upstream issues.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def _numpy_checkpoint_globals() -> list:
 def allow_mmengine_checkpoints() -> None:
     """torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
     0.10.7's checkpoints carry its log history (``HistoryBuffer`` holding
-    numpy arrays), so ``--resume`` fails with "Weights only load failed".
+    numpy arrays), so ``--resume`` fails with "Weights only load failed"
+    (open-mmlab/mmengine#1655).
     Allow-list exactly what those checkpoints hold instead of turning safe
     loading off: a file that pickles anything else is still refused."""
     from mmengine.logging import HistoryBuffer
@@ -52,8 +55,9 @@ def allow_mmengine_checkpoints() -> None:
 
 
 def restore_numpy_in1d() -> None:
-    """numpy 2.4 removed ``np.in1d``, which mmpretrain 1.2's retrieval
-    metrics still call; ``np.isin(...).ravel()`` is its documented successor."""
+    """numpy 2.4 removed ``np.in1d`` (numpy/numpy#29978), which mmpretrain
+    1.2's retrieval metrics still call; ``np.isin(...).ravel()`` is its
+    documented successor."""
     if hasattr(np, 'in1d'):
         return
 

@@ -51,7 +51,10 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     """Read a config, apply ``--cfg-options``, pick the work dir (default
     ``work_dirs/<config name>``) and move the data root if asked."""
     path = resolve_config_path(path)
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except FileNotFoundError as err:  # a _base_ or a file it reads that is not there
+        raise InputNotFoundError(f'{path}: {err}') from err
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_top_level_keys(cfg, path)
@@ -155,10 +158,17 @@ def check_top_level_keys(cfg, source: str) -> None:
 
 @contextlib.contextmanager
 def config_errors(source: str):
-    """Inside, a class built from the config that rejects a keyword (a
-    misspelt key, in the file or in --cfg-options) raises :class:`ConfigError`."""
+    """Inside, a misspelt ``type`` (mmengine's registry KeyError) or a class
+    built from the config that rejects a keyword (a misspelt key, in the file
+    or in --cfg-options) raises :class:`ConfigError`."""
     try:
         yield
+    except KeyError as err:
+        match = re.search(r'([\w.:]+) is not in the ([\w:]+) registry', str(err))
+        if match is None:
+            raise
+        raise ConfigError(f'{source}: no type {match[1]!r} in the {match[2]} registry; check its spelling, and '
+                          "that custom_imports names the package that registers it.") from err
     except TypeError as err:
         match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(err))
         if match is None:

@@ -11,6 +11,7 @@ from mmengine.registry import DefaultScope
 from ..errors import InputNotFoundError, UnsupportedError
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
+from .config import config_errors
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -44,7 +45,7 @@ def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
     scope = cfg.get('default_scope')
     # Inferencers build their pipelines in the current scope, which an earlier one may have left set.
     with safe_loading_errors(checkpoint or 'the checkpoint'), DefaultScope.overwrite_default_scope(scope), \
-            without_mmengine_key_dump():
+            without_mmengine_key_dump(), config_errors(cfg.filename or 'the config'):
         if scope == 'mmdet':
             from mmdet.apis import DetInferencer
             inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)

@@ -10,6 +10,7 @@ checkpoint against the built model), then the run itself.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ..errors import ConfigError, InputNotFoundError, OutputExistsError
+from ..errors import ConfigError, InputNotFoundError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import choose_resume, crash_safe_checkpoints
@@ -167,13 +168,27 @@ def build_runner(cfg: Config, purpose: str) -> Runner:
     return runner
 
 
+@contextlib.contextmanager
+def missing_files_named():
+    """Inside, a file the run was told to read and could not find (a
+    backbone's ``init_cfg`` checkpoint that mmengine loads, say) ends the
+    run as a :class:`InputNotFoundError` with mmengine's words."""
+    try:
+        yield
+    except UserError:
+        raise
+    except FileNotFoundError as err:
+        raise InputNotFoundError(str(err)) from err
+
+
 def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
           launcher: str = 'none') -> Runner:
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
     prepare(cfg, Request(launcher, resume, amp, auto_scale_lr), TRAIN_STEPS)
     runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
-    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump():
+    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
+            missing_files_named():
         runner.train()
     return runner
 
@@ -183,5 +198,5 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
     """Evaluate ``checkpoint`` on the test split; returns the metrics."""
     prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir), TEST_STEPS)
     runner = build_runner(cfg, purpose='evaluate')
-    with safe_loading_errors(checkpoint), without_mmengine_key_dump():
+    with safe_loading_errors(checkpoint), without_mmengine_key_dump(), missing_files_named():
         return runner.test()

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, OutputExistsError
+from ..errors import CheckpointError, InputNotFoundError, OutputExistsError
 from .arch import ARCH_SETTINGS
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def read_checkpoint(source: str) -> dict:
     ``weights_only=True``: tensors and plain containers only, never code."""
     is_url = source.startswith(('http://', 'https://'))
     if not is_url and not os.path.isfile(source):
-        raise CheckpointError(f'Checkpoint file not found: {source}')
+        raise InputNotFoundError(f'Checkpoint not found: {source}')
     try:
         if is_url:
             ckpt = torch.hub.load_state_dict_from_url(source, map_location='cpu', weights_only=True)

@@ -44,5 +44,9 @@ class OutputExistsError(UserError, FileExistsError):
     """An output that would replace something the user made; nothing is overwritten."""
 
 
+class InUseError(UserError):
+    """A folder another process is using right now (a work dir a run is training in)."""
+
+
 class UnsupportedError(UserError, ValueError):
     """A model, config or combination of options a tool does not handle."""

@@ -9,7 +9,9 @@ write the pictures with its predictions drawn.
 Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/;
 segmentors blend the predicted class colours over each image into OUT_DIR/vis/
 and write the label maps (class index per pixel) to OUT_DIR/pred/;
-classifiers print the top-k classes and scores of each image.
+classifiers print the top-k classes and scores of each image. Outputs keep
+the input folder's structure (images/a/x.jpg -> OUT_DIR/vis/a/x.jpg); an
+earlier run's outputs are replaced only with --overwrite.
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
@@ -28,6 +30,7 @@ def main(argv=None):
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='segmentors: weight of the class colours over the image')
     parser.add_argument('--topk', type=int, default=5, help='classifiers: print this many classes per image')
+    parser.add_argument('--overwrite', action='store_true', help="replace an earlier run's outputs in --out-dir")
     parser.add_argument('--device', default='cpu')
     cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
@@ -39,7 +42,7 @@ def main(argv=None):
                 print(f'{image}: ' + ', '.join(f'{name} {score:.3f}' for name, score in top))
             return
         written = infer(cfg, args.checkpoint, args.inputs, args.out_dir, score_thr=args.score_thr,
-                        opacity=args.opacity, device=args.device)
+                        opacity=args.opacity, device=args.device, overwrite=args.overwrite)
         print(f'wrote {len(written)} pictures to {args.out_dir}/vis')
 
     cli.run(run)

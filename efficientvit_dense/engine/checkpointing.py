@@ -11,23 +11,44 @@ at it. Here:
 * :class:`CrashSafeCheckpointHook` removes old checkpoints only once the new
   one and the marker are in place;
 * :func:`latest_checkpoint` picks the newest *complete* checkpoint when
-  resuming, whatever state the marker was left in.
+  resuming, whatever state the marker was left in, and a resume that finds
+  checkpoints but none it can read stops instead of starting again;
+* files are written with the permissions ``open`` would give (the umask),
+  not the 0600 of a temporary file;
+* one training run at a time per work dir (:func:`hold_work_dir`).
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import os.path as osp
+import socket
 import tempfile
+import time
 import zipfile
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from ..errors import InputNotFoundError, OutputExistsError
+from ..errors import CheckpointError, InputNotFoundError, InUseError, OutputExistsError
 
 MARKER = 'last_checkpoint'
+LOCK = '.training.lock'
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask can only
+    set it, and a moment at 0 could let another thread create a
+    world-writable file)."""
+    try:
+        with open('/proc/self/status') as f:
+            return int(next(line.split()[1] for line in f if line.startswith('Umask:')), 8)
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def write_atomically(data: bytes, path: str) -> None:
@@ -41,6 +62,7 @@ def write_atomically(data: bytes, path: str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared run's weights from its group
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -117,16 +139,68 @@ def crash_safe_hooks(cfg) -> None:
 # Steps of a training run's preparation (engine/runner.py: TRAIN_STEPS).
 
 
+_held_locks: dict = {}
+
+
+def hold_work_dir(cfg, request=None) -> None:
+    """Hold an exclusive lock on ``cfg.work_dir`` until :func:`release_work_dir`
+    or the end of the process, so that a second run started on the same
+    folder (a second terminal, a job submitted twice) stops at once instead
+    of overwriting this one's checkpoints. The operating system drops the
+    lock when the process dies, so a killed run never leaves it behind. In
+    distributed training rank 0 holds it."""
+    if int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))) != 0:
+        return
+    path = osp.join(osp.abspath(cfg.work_dir), LOCK)
+    if path in _held_locks:
+        return
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    f = open(path, 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or 'another process'
+        f.close()
+        raise InUseError(f'{cfg.work_dir} is in use by another training run ({owner}); nothing was written. Wait '
+                         'for it to finish (then --resume continues it), or pass --work-dir to train elsewhere.')
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on {socket.gethostname()}, started {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+    f.flush()
+    _held_locks[path] = f
+
+
+def release_work_dir(work_dir: str) -> None:
+    f = _held_locks.pop(osp.join(osp.abspath(work_dir), LOCK), None)
+    if f is not None:
+        f.close()  # closing the file releases the lock
+
+
+def _why_unreadable(path: str) -> str:
+    if osp.getsize(path) == 0:
+        return 'empty'
+    return 'truncated or damaged (not a complete checkpoint archive)'
+
+
 def choose_resume(cfg, request) -> None:
-    """Refuse a work dir that holds an earlier run unless asked to resume;
-    resuming, name the checkpoint (``request.resume``: True for the work
-    dir's latest, or a path) rather than let mmengine find it, since it
-    trusts a marker that a kill can leave stale."""
+    """Refuse a work dir that holds an earlier run (any checkpoint, even one
+    that cannot be read) unless asked to resume; resuming, name the
+    checkpoint (``request.resume``: True for the work dir's latest, or a
+    path) rather than let mmengine find it, since it trusts a marker that a
+    kill can leave stale. A resume that finds checkpoints but none it can
+    read stops: starting again would save over them."""
+    found = sorted(glob.glob(osp.join(cfg.work_dir, '*.pth')))
     earlier = latest_checkpoint(cfg.work_dir)
-    if earlier and not request.resume:
+    if found and not request.resume:
         raise OutputExistsError(
-            f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier}); it is not overwritten. '
+            f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier or found[-1]}); it is not overwritten. '
             'Pass --resume to continue it, or --work-dir to start a new run elsewhere.')
+    if request.resume is True and found and earlier is None:
+        reasons = '; '.join(f'{path}: {_why_unreadable(path)}' for path in found)
+        raise CheckpointError(
+            f'--resume found checkpoints in {cfg.work_dir} but none it can read ({reasons}). Nothing was started and '
+            'they are kept; restore a copy, or pass --resume PATH, or --work-dir to start anew elsewhere.')
     if isinstance(request.resume, str):
         if not osp.isfile(request.resume):
             raise InputNotFoundError(f'Checkpoint to resume from not found: {request.resume}')

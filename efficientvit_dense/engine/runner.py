@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-from .checkpointing import choose_resume, crash_safe_checkpoints
+from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, release_work_dir
 from .config import DATALOADERS, config_errors
 from .data_checks import check_images_while_loading, check_inputs
 
@@ -130,6 +130,7 @@ Step = Callable[[Config, Request], None]
 TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
     ('the data exist and read as the config says', lambda cfg, _: check_inputs(cfg, ('train_dataloader',
                                                                                      'val_dataloader'))),
+    ('one run at a time in a work dir', hold_work_dir),
     ('an earlier run is resumed, never overwritten', choose_resume),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
@@ -185,11 +186,14 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
           launcher: str = 'none') -> Runner:
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
-    prepare(cfg, Request(launcher, resume, amp, auto_scale_lr), TRAIN_STEPS)
-    runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
-    with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
-            missing_files_named():
-        runner.train()
+    try:
+        prepare(cfg, Request(launcher, resume, amp, auto_scale_lr), TRAIN_STEPS)
+        runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
+        with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
+                missing_files_named():
+            runner.train()
+    finally:
+        release_work_dir(cfg.work_dir)
     return runner
 
 

@@ -1,8 +1,12 @@
+import shutil
+
 import pytest
 import torch
+from helpers import TINY_SPEC
 
 import efficientvit_dense  # noqa: F401  (shims and registrations, as users get them)
 from efficientvit_dense.analysis.reference import random_timm_model
+from efficientvit_dense.apps.synthetic import generate
 
 
 @pytest.fixture(scope='session')
@@ -36,3 +40,17 @@ def train_and_predict_step():
             return model.test_step(batch)
 
     return run
+
+
+@pytest.fixture(scope='session')
+def pristine(tmp_path_factory):
+    """The tiny synthetic dataset, generated once; never to be changed."""
+    root = tmp_path_factory.mktemp('pristine') / 'data'
+    generate(str(root), TINY_SPEC)
+    return root
+
+
+@pytest.fixture
+def data(pristine, tmp_path):
+    """A copy of the tiny synthetic dataset, for a test to break."""
+    return shutil.copytree(pristine, tmp_path / 'data')

@@ -4,7 +4,6 @@ import json
 import os
 import os.path as osp
 import runpy
-import shutil
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from mmengine.registry import MODELS
 
 from efficientvit_dense import cli
 from efficientvit_dense.apps.demo import DEMOS
-from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
 from efficientvit_dense.cli import user_message
 from efficientvit_dense.engine.checkpoint_fit import check_checkpoint_fits
 from efficientvit_dense.engine.config import check_top_level_keys, load_config
@@ -25,19 +23,6 @@ from efficientvit_dense.engine.runner import train
 from efficientvit_dense.errors import BadImageError, CheckpointError, ConfigError, DataError
 
 TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validation unless a test asks
-
-
-@pytest.fixture(scope='module')
-def pristine(tmp_path_factory):
-    data = tmp_path_factory.mktemp('pristine') / 'data'
-    generate(str(data), SyntheticSpec(num_train=8, num_val=4, max_objects=3))
-    return data
-
-
-@pytest.fixture
-def data(pristine, tmp_path):
-    """A copy of the tiny detection dataset to break."""
-    return shutil.copytree(pristine, tmp_path / 'data')
 
 
 def _cfg(data, **options):
@@ -88,15 +73,23 @@ def _break_images(data):
     return not_image, truncated
 
 
-def test_an_unreadable_image_stops_the_run_with_one_line_naming_it(data):
-    not_image, truncated = _break_images(data)
+def test_a_file_that_is_not_an_image_stops_before_training_naming_it(data):
+    not_image, _ = _break_images(data)
+    with pytest.raises(DataError, match=rf'train_dataloader: .* names 1 files that are not readable images: '
+                                        rf'{not_image}\. .*bad_images=.skip.'):
+        train(_cfg(data))
+    assert not (data.parent / 'run' / 'iter_2.pth').exists()
+
+
+def test_a_truncated_image_stops_the_run_with_one_line_naming_it(data):
+    truncated = data / 'train' / '000005.jpg'
+    truncated.write_bytes(truncated.read_bytes()[:2000])  # its header is whole: only decoding finds it
     result = run_tool('train.py', DEMOS['detection'].config, '--data-root', data, '--work-dir', data.parent / 'run',
                       '--cfg-options', *[f'{k}={v}' for k, v in TINY_RUN.items()
                                          if 'num_workers' not in k and 'persistent' not in k])
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: train_dataloader: cannot read ')  # raised in a data worker, told in one line
-    assert str(not_image) in last or str(truncated) in last
+    assert last.startswith(f'error: train_dataloader: cannot read {truncated}: ')  # raised in a data worker
     assert 'cannot be decoded as an image' in last and "bad_images='skip'" in last
     assert 'Traceback' not in result.stderr
 
@@ -112,7 +105,7 @@ def test_unreadable_images_are_skipped_with_a_warning_when_the_config_asks(data)
 
 def test_validation_never_skips_an_unreadable_image(data):
     bad = data / 'val' / '000002.jpg'
-    bad.write_text('not an image')
+    bad.write_bytes(bad.read_bytes()[:2000])  # found while loading, when validation reads it
     cfg = _cfg(data, data_checks=dict(bad_images='skip'), **{'train_cfg.val_interval': 2})
     with pytest.raises(BadImageError, match=rf'val_dataloader: cannot read {bad}: .*evaluation needs every image'):
         train(cfg)  # training may skip, as asked; validation must not
@@ -232,8 +225,14 @@ def test_a_missing_base_config_and_a_misspelt_type_are_named_in_one_line(tmp_pat
 def test_a_misspelt_key_is_named(data):
     with pytest.raises(ConfigError, match=r"unknown key 'trian_cfg', did you mean 'train_cfg'\?"):
         _cfg(data, **{'trian_cfg.max_iters': 2})
+    with pytest.raises(ConfigError, match=r"--cfg-options model.backbone.archh: EfficientViT \(model.backbone\) has "
+                                          r"no option 'archh'; did you mean 'arch'\?"):
+        _cfg(data, **{'model.backbone.archh': 'm0'})
+    mine = data.parent / 'mine.py'  # the same mistake in a config file: found when the model is built
+    mine.write_text(f"_base_ = '{DEMOS['detection'].config}'\nmodel = dict(backbone=dict(archh='m0'))\n")
+    cfg = load_config(str(mine), dict(TINY_RUN), work_dir=str(data.parent / 'run'), data_root=str(data))
     with pytest.raises(ConfigError, match=r"EfficientViT has no option 'archh'; check its spelling"):
-        train(_cfg(data, **{'model.backbone.archh': 'm0'}))
+        train(cfg)
 
 
 @pytest.mark.parametrize('config', sorted(

@@ -1,5 +1,6 @@
 """A tiny train-then-test run of the demo config on generated data."""
 import glob
+import json
 import os.path as osp
 import pickle
 
@@ -36,6 +37,12 @@ def test_training_writes_a_checkpoint_through_the_crash_safe_hook(trained):
     assert osp.isfile(tmp / 'run' / 'iter_2.pth')
     assert (tmp / 'run' / 'last_checkpoint').read_text() == str(tmp / 'run' / 'iter_2.pth')
     assert sum(isinstance(hook, CrashSafeCheckpointHook) for hook in runner.hooks) == 1
+    log = open(f'{runner.log_dir}/{runner.timestamp}.log').read()
+    assert 'The data, as this run reads it:' in log  # the summary of every split, as a run starts
+    summary = log.split('The data, as this run reads it:')[1].splitlines()
+    train_row = next(line for line in summary if line.startswith('train_dataloader'))
+    boxes = len(json.loads((tmp / 'data' / 'annotations' / 'instances_train.json').read_text())['annotations'])
+    assert train_row.split()[1:4] == [str(TINY_SPEC.num_train), str(boxes), '6']
     assert not any(type(hook).__name__ == 'CheckpointHook' for hook in runner.hooks)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import os
 import os.path as osp
 import re
@@ -56,6 +57,7 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     except FileNotFoundError as err:  # a _base_ or a file it reads that is not there
         raise InputNotFoundError(f'{path}: {err}') from err
     if cfg_options:
+        check_option_keys(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
     check_top_level_keys(cfg, path)
     if work_dir is not None:
@@ -154,6 +156,73 @@ def check_top_level_keys(cfg, source: str) -> None:
         if close:
             raise ConfigError(f'{source}: unknown key {key!r}, did you mean {close[0]!r}? '
                               'mmengine would ignore it silently.')
+
+
+def _accepted_keywords(kind) -> set[str] | None:
+    """The keywords a registered class (or function) takes, following
+    ``**kwargs`` up its bases; None when something takes any keyword."""
+    accepted = set()
+    for owner in (kind.__mro__ if inspect.isclass(kind) else (kind,)):
+        init = owner.__init__ if inspect.isclass(owner) else owner
+        if init is object.__init__:
+            return accepted
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        accepted |= {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return accepted - {'self'}
+    return None
+
+
+def _registered(type_name: str, scope: str | None):
+    """The class or function a ``type`` names, looked up in mmengine's
+    registries from the config's scope."""
+    import mmengine.registry as registries
+    from mmengine.registry import DefaultScope, Registry
+    with DefaultScope.overwrite_default_scope(scope):
+        for registry in vars(registries).values():
+            if isinstance(registry, Registry):
+                found = registry.get(type_name)
+                if found is not None:
+                    return found
+    return None
+
+
+def check_option_keys(cfg, options: dict, source: str) -> None:
+    """Refuse a --cfg-options key that adds an option no one reads: one that
+    the ``type`` of its dict does not take (a hook, optimizer, dataset or
+    model), or, in a dict without a type, a near miss of a key it has.
+    mmengine would keep it silently, or fail only when the part is built
+    (after a whole epoch, for an evaluator)."""
+    for key in options:
+        node, parts = cfg, key.split('.')
+        for depth, part in enumerate(parts):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, (dict, Config)) and part in node:
+                node = node[part]
+            else:
+                # A new top-level key is check_top_level_keys' to judge; a list may grow as mmengine allows.
+                if depth > 0 and isinstance(node, dict):
+                    _refuse_new_key(node, part, '.'.join(parts[:depth]), key, cfg.get('default_scope'), source)
+                break
+
+
+def _refuse_new_key(parent: dict, new: str, where: str, key: str, scope: str | None, source: str) -> None:
+    kind = _registered(parent['type'], scope) if isinstance(parent.get('type'), str) else None
+    if kind is not None:
+        accepted = _accepted_keywords(kind)
+        if accepted is None or new in accepted:
+            return
+        close = difflib.get_close_matches(new, sorted(accepted), n=1, cutoff=0.6)
+        hint = f'; did you mean {close[0]!r}?' if close else f'; it takes {", ".join(sorted(accepted))}.'
+        raise ConfigError(f'{source}: --cfg-options {key}: {parent["type"]} ({where}) has no option {new!r}{hint}')
+    close = difflib.get_close_matches(new, [k for k in parent if isinstance(k, str)], n=1, cutoff=0.8)
+    if close:
+        raise ConfigError(f'{source}: --cfg-options {key}: {where} has no key {new!r}; did you mean {close[0]!r}? '
+                          'A new key there would be ignored.')
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ Two switches, top level of a config (defaults shown)::
     data_checks = dict(
         unknown_categories='error',  # 'ignore': train on a subset of a COCO file's categories
         bad_images='stop',           # 'skip': training skips unreadable images, with a warning
+        bad_boxes='error',           # 'drop': leave out boxes mmdet cannot use (NaN, empty, outside), counted
     )
 
 Validation and test never skip: a metric over a silently smaller split is
@@ -15,22 +16,22 @@ not the split's metric.
 """
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import os.path as osp
 
 import cv2
-from mmcv.transforms import LoadImageFromFile
+import numpy as np
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.logging import print_log
 from mmengine.registry import TRANSFORMS
 
 from ..errors import BadImageError, ConfigError, DataError, DataNotFoundError
+from .annotation_checks import SplitSummary, check_splits
 from .config import DATALOADERS, iter_datasets
 
 DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
-DEFAULT_OPTIONS = dict(unknown_categories='error', bad_images='stop')
-CHOICES = dict(unknown_categories=('error', 'ignore'), bad_images=('stop', 'skip'))
+DEFAULT_OPTIONS = dict(unknown_categories='error', bad_images='stop', bad_boxes='error')
+CHOICES = dict(unknown_categories=('error', 'ignore'), bad_images=('stop', 'skip'), bad_boxes=('error', 'drop'))
 
 # What users should find under data_root, per dataset class.
 EXPECTED_LAYOUTS = {
@@ -87,98 +88,13 @@ def check_data(cfg, splits=DATALOADERS) -> None:
                     f'  {DEMO_HINT}')
 
 
-def _type_name(dataset: dict) -> str:
-    kind = dataset.get('type', '')
-    return kind.split('.')[-1] if isinstance(kind, str) else getattr(kind, '__name__', '')
-
-
-def read_coco(path: str) -> dict:
-    """A COCO annotation file's contents, or one :class:`DataError` saying
-    why it is not one."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f'{path} is not valid JSON ({err.msg}: line {err.lineno}, column {err.colno}). '
-                        'Is it the right file, and was it written completely?') from err
-    except UnicodeDecodeError as err:
-        raise DataError(f'{path} is not a JSON text file (it is binary). Point ann_file at the COCO '
-                        'annotation JSON.') from err
-    missing = [key for key in ('images', 'annotations', 'categories')
-               if not isinstance(coco, dict) or not isinstance(coco.get(key), list)]
-    if missing:
-        raise DataError(f'{path} is JSON but not COCO annotations: it has no {", ".join(map(repr, missing))} '
-                        'list. COCO files hold {"images": [...], "annotations": [...], "categories": [...]}.')
-    return coco
-
-
-def _check_categories(path: str, coco: dict, classes, unknown_categories: str) -> None:
-    """mmdet maps the config's classes to the file's categories by name,
-    numbering them in the file's order, and drops annotations of other
-    categories: a class missing from the file, or listed in another order,
-    gives every later object a wrong label without a word."""
-    names = {cat['id']: cat['name'] for cat in coco['categories']}
-    absent = [name for name in classes if name not in names.values()]
-    if absent:
-        raise DataError(f'{path}: the config\'s classes {absent} are not among the file\'s categories '
-                        f'{list(names.values())}. Class names must equal category names exactly.')
-    in_file_order = [name for name in names.values() if name in classes]
-    if in_file_order != list(classes):
-        raise DataError(f'{path}: the config lists its classes in another order than the file\'s categories; '
-                        f'mmdet numbers labels in the file\'s order. Set metainfo.classes = {tuple(in_file_order)}.')
-    unknown = collections.Counter(ann.get('category_id') for ann in coco['annotations']
-                                  if names.get(ann.get('category_id')) not in classes)
-    if unknown and unknown_categories == 'error':
-        found = ', '.join(f'id {cat_id} ({names.get(cat_id, "not in categories")}): {count}'
-                          for cat_id, count in unknown.most_common(5))
-        raise DataError(f'{path}: {sum(unknown.values())} annotations have categories that are not among the '
-                        f'config\'s classes {tuple(classes)} ({found}); mmdet would drop them silently. Add the '
-                        "classes, or set data_checks = dict(unknown_categories='ignore') to train without them.")
-
-
-def _check_image_files(split: str, dataset: dict, coco: dict, path: str, bad_images: str) -> None:
-    folder = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img', ''))
-    paths = (osp.join(folder, image['file_name']) for image in coco['images'])
-    missing = [path for path in paths if not osp.isfile(path)]
-    if not missing:
-        return
-    shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
-    if bad_images == 'skip' and split == 'train_dataloader':
-        print_log(f'{path} names {len(missing)} images that do not exist ({shown}); training skips them.',
-                  logger='current', level=logging.WARNING)
-        return
-    hint = ("or set data_checks = dict(bad_images='skip') to train without them" if split == 'train_dataloader'
-            else 'evaluation needs every image of the split')
-    raise DataError(f'{split}: {path} names {len(missing)} images that do not exist: {shown}. '
-                    f'Put them under {folder}, remove them from the file, {hint}.')
-
-
-def check_coco_annotations(cfg, splits=DATALOADERS) -> None:
-    """Read each COCO annotation file once and check it is COCO, that its
-    categories match the config's classes and that its images exist."""
-    options = data_check_options(cfg)
-    seen = set()
-    for split, dataset in iter_datasets(cfg):
-        if split not in splits or _type_name(dataset) != 'CocoDataset' or not dataset.get('ann_file'):
-            continue
-        path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
-        if (path, split == 'train_dataloader') in seen:
-            continue
-        seen.add((path, split == 'train_dataloader'))
-        coco = read_coco(path)
-        classes = (dataset.get('metainfo') or {}).get('classes')
-        if classes is None:
-            from mmdet.datasets import CocoDataset
-            classes = CocoDataset.METAINFO['classes']
-        _check_categories(path, coco, tuple(classes), options['unknown_categories'])
-        _check_image_files(split, dataset, coco, path, options['bad_images'])
-
-
-def check_inputs(cfg, splits=DATALOADERS) -> None:
+def check_inputs(cfg, splits=DATALOADERS, label_values: bool = False) -> list[SplitSummary]:
     """Everything that can be checked before a run builds: paths exist,
-    annotation files are what the dataset reads."""
+    annotations are what the dataset reads and hold nothing it would drop or
+    misread without a word (:mod:`.annotation_checks`; ``label_values``: the
+    values in every label map too). Returns a summary per dataset checked."""
     check_data(cfg, splits)
-    check_coco_annotations(cfg, splits)
+    return check_splits(cfg, splits, data_check_options(cfg), label_values)
 
 
 # --------------------------------------------------------------------------
@@ -227,3 +143,44 @@ def check_images_while_loading(cfg, dataloaders: dict) -> None:
     for split, step in _image_loaders(dataloaders, ('LoadImageFromFile', 'mmcv.LoadImageFromFile')):
         step.update(type='CheckedLoadImageFromFile', split=split,
                     bad_images=bad_images if split == 'train_dataloader' else 'stop')
+
+
+@TRANSFORMS.register_module()
+class CheckLabelValues(BaseTransform):
+    """Stops at a label map holding a value that is neither a class index
+    nor the ignore index, naming the file: mmseg would ignore such pixels in
+    validation (a wrong mIoU) and stop training with an IndexError."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+
+    def transform(self, results: dict) -> dict:
+        labels = results.get('gt_seg_map')
+        if labels is not None:
+            bad = (labels >= self.num_classes) & (labels != self.ignore_index)
+            if bad.any():
+                values = np.unique(labels[bad])
+                raise DataError(
+                    f'{results.get("seg_map_path")}: {int(bad.sum())} pixels have label values '
+                    f'{values[:5].tolist()}{" ..." if len(values) > 5 else ""} that are neither a class '
+                    f'(0..{self.num_classes - 1}) nor the ignore index {self.ignore_index}. Fix the label map, or '
+                    'the number of classes in the config.')
+        return results
+
+
+def check_label_values_while_loading(cfg, dataloaders: dict) -> None:
+    """Put :class:`CheckLabelValues` after the label-map loader of every
+    segmentation pipeline in ``dataloaders`` (a runner's dataloader
+    settings by split name)."""
+    head = (cfg.get('model') or {}).get('decode_head')
+    if cfg.get('default_scope') != 'mmseg' or not isinstance(head, dict) or not head.get('num_classes'):
+        return
+    check = dict(type='CheckLabelValues', num_classes=head['num_classes'], ignore_index=head.get('ignore_index', 255))
+    for _, dataset in iter_datasets(dataloaders):
+        pipeline = dataset.get('pipeline') or []
+        for i, step in enumerate(pipeline):
+            if isinstance(step, dict) and step.get('type') in ('LoadAnnotations', 'mmseg.LoadAnnotations'):
+                if not (i + 1 < len(pipeline) and isinstance(pipeline[i + 1], dict)
+                        and pipeline[i + 1].get('type') == 'CheckLabelValues'):
+                    pipeline.insert(i + 1, dict(check))
+                break

@@ -13,20 +13,22 @@ from __future__ import annotations
 import contextlib
 import os
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..errors import ConfigError, InputNotFoundError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
+from .annotation_checks import format_summary
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, release_work_dir
 from .config import DATALOADERS, config_errors
-from .data_checks import check_images_while_loading, check_inputs
+from .data_checks import check_images_while_loading, check_inputs, check_label_values_while_loading
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Request:
     checkpoint: str | None = None  # test: the weights to evaluate
     out: str | None = None  # test: dump the raw predictions here
     show_dir: str | None = None  # test: draw the predictions here
+    summaries: list = field(default_factory=list)  # what the data checks found, per split
 
 
 # --------------------------------------------------------------------------
@@ -128,8 +131,8 @@ def dumped_predictions(cfg: Config, request: Request) -> None:
 Step = Callable[[Config, Request], None]
 
 TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
-    ('the data exist and read as the config says', lambda cfg, _: check_inputs(cfg, ('train_dataloader',
-                                                                                     'val_dataloader'))),
+    ('the data exist and read as the config says',
+     lambda cfg, request: request.summaries.extend(check_inputs(cfg, ('train_dataloader', 'val_dataloader')))),
     ('one run at a time in a work dir', hold_work_dir),
     ('an earlier run is resumed, never overwritten', choose_resume),
     ('distributed settings', distributed_settings),
@@ -139,7 +142,8 @@ TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
     ('checkpoints written whole, old ones removed last', crash_safe_checkpoints),
 )
 TEST_STEPS: tuple[tuple[str, Step], ...] = (
-    ('the data exist and read as the config says', lambda cfg, _: check_inputs(cfg, ('test_dataloader',))),
+    ('the data exist and read as the config says',
+     lambda cfg, request: request.summaries.extend(check_inputs(cfg, ('test_dataloader',)))),
     ('the checkpoint to evaluate', checkpoint_to_evaluate),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
@@ -162,7 +166,9 @@ def build_runner(cfg: Config, purpose: str) -> Runner:
     load fits the model for ``purpose`` (mmengine would only warn)."""
     with config_errors(cfg.filename or 'the config'):
         runner = Runner.from_cfg(cfg)
-    check_images_while_loading(cfg, {name: getattr(runner, f'_{name}') for name in DATALOADERS})
+    dataloaders = {name: getattr(runner, f'_{name}') for name in DATALOADERS}
+    check_images_while_loading(cfg, dataloaders)
+    check_label_values_while_loading(cfg, dataloaders)
     if cfg.get('load_from'):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_checkpoint_fits(model, cfg.load_from, purpose)
@@ -187,8 +193,11 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
     try:
-        prepare(cfg, Request(launcher, resume, amp, auto_scale_lr), TRAIN_STEPS)
+        request = Request(launcher, resume, amp, auto_scale_lr)
+        prepare(cfg, request, TRAIN_STEPS)
         runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
+        if request.summaries:
+            print_log('The data, as this run reads it:\n' + format_summary(request.summaries), logger='current')
         with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
                 missing_files_named():
             runner.train()

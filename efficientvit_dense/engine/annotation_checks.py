@@ -1,0 +1,471 @@
+"""What a dataset's annotations hold, checked before the first iteration.
+
+The toolboxes drop or merge what does not fit without a word: mmdet merges
+images that share an id, drops boxes that are NaN, empty or outside the
+image, scores a validation split without annotations as -1; mmseg ignores
+label values past its classes in validation and crashes on them in
+training; mmpretrain numbers each split's class folders on their own. Each
+fault here is one :class:`DataError` naming the file, the first offenders
+and the count, with a ``data_checks`` switch where skipping is a reasonable
+choice (then the count skipped is logged). Every split also gets a summary
+(images, instances, classes, what was dropped) for the line printed at the
+start of training and for tools/check_dataset.py.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import math
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from mmengine.logging import print_log
+
+from ..errors import DataError
+from .config import iter_datasets
+from .file_facts import cache_dir, image_facts
+
+SHOWN = 3  # offenders named in a message
+
+
+@dataclass
+class SplitSummary:
+    """What one split holds, as the run will read it."""
+    split: str
+    source: str  # the annotation file or folder
+    images: int = 0
+    instances: int = 0
+    classes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # what a data_checks switch let through, by kind
+
+
+def _examples(items, count: int | None = None) -> str:
+    items = list(items)
+    count = len(items) if count is None else count
+    shown = ', '.join(map(str, items[:SHOWN]))
+    return shown + (f' and {count - SHOWN} more' if count > SHOWN else '')
+
+
+def _duplicates(values) -> tuple[list, int]:
+    counts = collections.Counter(values)
+    repeated = [value for value, n in counts.items() if n > 1]
+    return repeated, sum(counts[value] - 1 for value in repeated)
+
+
+# --------------------------------------------------------------------------
+# COCO files (mmdet's CocoDataset)
+
+
+def read_coco(path: str) -> dict:
+    """A COCO annotation file's contents, or one :class:`DataError` saying
+    why it is not one."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            coco = json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataError(f'{path} is not valid JSON ({err.msg}: line {err.lineno}, column {err.colno}). '
+                        'Is it the right file, and was it written completely?') from err
+    except UnicodeDecodeError as err:
+        raise DataError(f'{path} is not a JSON text file (it is binary). Point ann_file at the COCO '
+                        'annotation JSON.') from err
+    missing = [key for key in ('images', 'annotations', 'categories')
+               if not isinstance(coco, dict) or not isinstance(coco.get(key), list)]
+    if missing:
+        raise DataError(f'{path} is JSON but not COCO annotations: it has no {", ".join(map(repr, missing))} '
+                        'list. COCO files hold {"images": [...], "annotations": [...], "categories": [...]}.')
+    return coco
+
+
+def _check_categories(path: str, coco: dict, classes, unknown_categories: str) -> tuple[set, int]:
+    """mmdet maps the config's classes to the file's categories by name,
+    numbering them in the file's order, and drops annotations of other
+    categories: a class missing from the file, or listed in another order,
+    gives every later object a wrong label without a word. Returns the ids
+    of the config's categories and how many annotations fall outside them."""
+    names = {cat['id']: cat['name'] for cat in coco['categories']}
+    absent = [name for name in classes if name not in names.values()]
+    if absent:
+        raise DataError(f'{path}: the config\'s classes {absent} are not among the file\'s categories '
+                        f'{list(names.values())}. Class names must equal category names exactly.')
+    in_file_order = [name for name in names.values() if name in classes]
+    if in_file_order != list(classes):
+        raise DataError(f'{path}: the config lists its classes in another order than the file\'s categories; '
+                        f'mmdet numbers labels in the file\'s order. Set metainfo.classes = {tuple(in_file_order)}.')
+    wanted = {cat_id for cat_id, name in names.items() if name in classes}
+    unknown = collections.Counter(ann.get('category_id') for ann in coco['annotations']
+                                  if ann.get('category_id') not in wanted)
+    if unknown and unknown_categories == 'error':
+        found = ', '.join(f'id {cat_id} ({names.get(cat_id, "not in categories")}): {count}'
+                          for cat_id, count in unknown.most_common(5))
+        raise DataError(f'{path}: {sum(unknown.values())} annotations have categories that are not among the '
+                        f'config\'s classes {tuple(classes)} ({found}); mmdet would drop them silently. Add the '
+                        "classes, or set data_checks = dict(unknown_categories='ignore') to train without them.")
+    return wanted, sum(unknown.values())
+
+
+def _check_ids(path: str, coco: dict) -> None:
+    repeated, extra = _duplicates(image['id'] for image in coco['images'])
+    if repeated:
+        raise DataError(f'{path}: {extra} images repeat an id another image has (ids {_examples(repeated)}); '
+                        'mmdet would merge their boxes into one picture. Give every image its own id.')
+    repeated, extra = _duplicates(ann.get('id') for ann in coco['annotations'])
+    if repeated:
+        raise DataError(f'{path}: {extra} annotations repeat an id another annotation has (ids '
+                        f'{_examples(repeated)}); the COCO metric cannot score them. Give every annotation its '
+                        'own id.')
+    known = {image['id'] for image in coco['images']}
+    orphans = [ann.get('id') for ann in coco['annotations'] if ann.get('image_id') not in known]
+    if orphans:
+        raise DataError(f'{path}: {len(orphans)} annotations name an image_id that is not among the images '
+                        f'(annotation ids {_examples(orphans)}); they would be ignored.')
+
+
+def _bad_boxes(coco: dict, sizes: dict) -> tuple[np.ndarray, list[str]]:
+    """A mask of the annotations mmdet's CocoDataset would drop for their
+    box (not finite, under 1 pixel wide or high, no area, or no overlap with
+    the image), and why, per annotation."""
+    anns = coco['annotations']
+    try:  # the common case, at numpy's speed: every box four numbers, every annotation an area
+        boxes = np.array([ann['bbox'] for ann in anns], dtype=float).reshape(len(anns), 4)
+        areas = np.array([ann['area'] for ann in anns], dtype=float).reshape(len(anns))
+    except (KeyError, TypeError, ValueError):
+        boxes = np.full((len(anns), 4), np.nan)
+        areas = np.full(len(anns), np.nan)  # mmdet reads ann['area'] and stops without it
+        for i, ann in enumerate(anns):
+            box = ann.get('bbox')
+            if isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box):
+                boxes[i] = box
+            if isinstance(ann.get('area'), (int, float)):
+                areas[i] = ann['area']
+    image_size = np.array([sizes[ann['image_id']] for ann in anns], dtype=float).reshape(len(anns), 2)
+    widths, heights = image_size[:, 0], image_size[:, 1]
+    with np.errstate(invalid='ignore'):
+        x, y, w, h = boxes.T if len(anns) else np.zeros((4, 0))
+        not_finite = ~np.isfinite(boxes).all(axis=1)
+        no_area = ~not_finite & ~np.isfinite(areas)
+        too_small = ~not_finite & ~no_area & ((w < 1) | (h < 1) | (areas <= 0))
+        overlap_w = np.minimum(x + w, widths) - np.maximum(x, 0)
+        overlap_h = np.minimum(y + h, heights) - np.maximum(y, 0)
+        outside = ~not_finite & ~no_area & ~too_small & ((overlap_w <= 0) | (overlap_h <= 0))
+    reasons = np.full(len(anns), '', dtype=object)
+    reasons[not_finite] = 'not a finite [x, y, w, h]'
+    reasons[no_area] = 'without an area'
+    reasons[too_small] = 'empty (under 1 pixel, or area 0)'
+    reasons[outside] = 'outside its image'
+    return not_finite | no_area | too_small | outside, list(reasons)
+
+
+def _check_image_sizes(path: str, coco: dict, folder: str, facts: dict) -> None:
+    """The width and height the file gives each image against the image as
+    it will be loaded (mmcv applies EXIF rotation): boxes are placed and
+    clipped with the file's numbers."""
+    wrong = []
+    for image in coco['images']:
+        found = facts.get(osp.join(folder, image['file_name']))
+        if found is None:
+            continue  # missing or unreadable: told elsewhere
+        if (image.get('width'), image.get('height')) != found.loaded_size:
+            rotated = (image.get('width'), image.get('height')) == (found.width, found.height)
+            note = (f', looks rotated by EXIF orientation {found.orientation}' if rotated else '')
+            wrong.append(f'{image["file_name"]}: file {image.get("width")}x{image.get("height")}, image '
+                         f'{found.loaded_size[0]}x{found.loaded_size[1]}{note}')
+    if wrong:
+        raise DataError(f'{path}: {len(wrong)} images have another width/height than the file says '
+                        f'({_examples(wrong)}); boxes would be placed and clipped wrongly. Fix the width and height '
+                        'in the file (for phone photos, save them with the rotation applied).')
+
+
+def _check_image_files(split: str, path: str, folder: str, coco: dict, facts: dict, bad_images: str) -> int:
+    """Images named by the file that are missing or cannot be read; returns
+    how many training skips."""
+    paths = [osp.join(folder, image['file_name']) for image in coco['images']]
+    missing = [p for p in paths if p not in facts]
+    unreadable = [p for p in paths if p in facts and facts[p] is None]
+    if not missing and not unreadable:
+        return 0
+    what = ', '.join(filter(None, (
+        f'{len(missing)} images that do not exist: {_examples(missing)}' if missing else '',
+        f'{len(unreadable)} files that are not readable images: {_examples(unreadable)}' if unreadable else '')))
+    if bad_images == 'skip' and split == 'train_dataloader':
+        print_log(f'{path} names {what}; training skips them.', logger='current', level=logging.WARNING)
+        return len(missing) + len(unreadable)
+    hint = ("or set data_checks = dict(bad_images='skip') to train without them" if split == 'train_dataloader'
+            else 'evaluation needs every image of the split')
+    raise DataError(f'{split}: {path} names {what}. Put them under {folder}, remove them from the file, {hint}.')
+
+
+def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummary:
+    """Every check on one COCO annotation file of ``split``. A file that
+    passed before, with the same options, classes and image files (by size
+    and modification time), is not read again (:func:`passed_before`)."""
+    path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
+    folder = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img', ''))
+    context = [osp.abspath(path), osp.abspath(folder), list(classes), sorted(options.items()),
+               split == 'train_dataloader']
+    earlier = passed_before(path, context)
+    if earlier is not None:
+        return SplitSummary(**{**earlier, 'split': split})
+    coco = read_coco(path)
+    wanted, unknown = _check_categories(path, coco, tuple(classes), options['unknown_categories'])
+    _check_ids(path, coco)
+    summary = SplitSummary(split, path, images=len(coco['images']), classes=len(classes))
+    if unknown:
+        summary.dropped['annotations of other categories'] = unknown
+    facts = image_facts([osp.join(folder, image['file_name']) for image in coco['images']], path)
+    skipped = _check_image_files(split, path, folder, coco, facts, options['bad_images'])
+    if skipped:
+        summary.dropped['images missing or unreadable'] = skipped
+    _check_image_sizes(path, coco, folder, facts)
+
+    sizes = {image['id']: (image.get('width', math.inf), image.get('height', math.inf)) for image in coco['images']}
+    bad, reasons = _bad_boxes(coco, sizes)
+    if bad.any():
+        offenders = [f'annotation {coco["annotations"][i].get("id")} of {coco["annotations"][i]["image_id"]}: '
+                     f'{reasons[i]}' for i in np.flatnonzero(bad)[:SHOWN]]
+        kinds = collections.Counter(reasons[i] for i in np.flatnonzero(bad))
+        counted = ', '.join(f'{n} {kind}' for kind, n in kinds.most_common())
+        if options['bad_boxes'] != 'drop':
+            raise DataError(f'{path}: {int(bad.sum())} of {len(bad)} boxes cannot be trained or scored ({counted}; '
+                            f'{_examples(offenders, int(bad.sum()))}); mmdet would drop them without a word. Fix '
+                            "them, or set data_checks = dict(bad_boxes='drop') to leave them out.")
+        print_log(f'{path}: leaving out {int(bad.sum())} of {len(bad)} boxes ({counted}), as '
+                  "data_checks.bad_boxes='drop' asks.", logger='current', level=logging.WARNING)
+        summary.dropped['boxes that cannot be used'] = int(bad.sum())
+    summary.instances = sum(1 for i, ann in enumerate(coco['annotations'])
+                            if not bad[i] and ann.get('category_id') in wanted)
+    if split != 'train_dataloader' and coco['images'] and not coco['annotations']:
+        raise DataError(f'{split}: {path} has {len(coco["images"])} images but no annotations, so the COCO metric '
+                        'would report -1 for everything. Point the split at the annotated file.')
+    remember_passed(path, context, [osp.join(folder, image['file_name']) for image in coco['images']], summary)
+    return summary
+
+
+def _result_path(context) -> str:
+    key = hashlib.sha1(json.dumps(context, default=str).encode()).hexdigest()[:16]
+    return osp.join(cache_dir(), f'coco-{key}')
+
+
+def _stamps(paths: list[str]) -> np.ndarray:
+    stamps = np.full((len(paths), 2), -1, dtype=np.int64)
+    for i, path in enumerate(paths):
+        try:
+            stat = os.stat(path)
+            stamps[i] = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            pass
+    return stamps
+
+
+def passed_before(path: str, context) -> dict | None:
+    """The summary of an earlier pass of the checks on this annotation file
+    in this ``context``, if neither the file nor any image it names has
+    changed since (size and modification time); else None."""
+    stem = _result_path(context)
+    try:
+        with open(stem + '.json') as f:
+            earlier = json.load(f)
+        with np.load(stem + '.npz', allow_pickle=False) as arrays:
+            files, stamps = arrays['files'].tolist(), arrays['stamps']
+    except (OSError, ValueError, KeyError):
+        return None
+    stat = os.stat(path)
+    if earlier.get('annotations') != [stat.st_size, stat.st_mtime_ns]:
+        return None
+    return earlier['summary'] if np.array_equal(_stamps(files), stamps) else None
+
+
+def remember_passed(path: str, context, files: list[str], summary: SplitSummary) -> None:
+    """Best effort: a result that cannot be written only costs time next start."""
+    stem = _result_path(context)
+    stat = os.stat(path)
+    try:
+        os.makedirs(osp.dirname(stem), exist_ok=True)
+        np.savez(f'{stem}.{os.getpid()}.partial.npz', files=np.array(files, dtype=str), stamps=_stamps(files))
+        os.replace(f'{stem}.{os.getpid()}.partial.npz', stem + '.npz')
+        with open(f'{stem}.{os.getpid()}.partial', 'w') as f:
+            json.dump(dict(annotations=[stat.st_size, stat.st_mtime_ns], summary=summary.__dict__), f)
+        os.replace(f'{stem}.{os.getpid()}.partial', stem + '.json')
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------
+# Label maps (mmseg's BaseSegDataset and its children)
+
+
+def seg_pairs(dataset: dict) -> list[tuple[str, str]]:
+    """(image, label map) paths as mmseg's BaseSegDataset pairs them when it
+    scans its folders (no ann_file): same stem, the dataset's suffixes."""
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix') or {}
+    images = osp.join(root, prefix.get('img_path', ''))
+    labels = osp.join(root, prefix.get('seg_map_path', ''))
+    img_suffix, seg_suffix = dataset.get('img_suffix', '.jpg'), dataset.get('seg_map_suffix', '.png')
+    pairs = []
+    for folder, _, files in sorted(os.walk(images)):
+        for name in sorted(files):
+            if name.endswith(img_suffix):
+                relative = osp.relpath(osp.join(folder, name), images)
+                pairs.append((osp.join(images, relative), osp.join(labels, relative[:-len(img_suffix)] + seg_suffix)))
+    return pairs
+
+
+def check_label_maps(split: str, dataset: dict, num_classes: int | None) -> SplitSummary:
+    """Every label map exists, has one channel and its image's size (the
+    values are checked as each map is loaded, :class:`CheckLabelValues`)."""
+    pairs = seg_pairs(dataset)
+    source = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('seg_map_path', ''))
+    facts = image_facts([p for pair in pairs for p in pair], source)
+    missing = [label for _, label in pairs if label not in facts]
+    if missing:
+        raise DataError(f'{split}: {len(missing)} images have no label map ({_examples(missing)}); each image '
+                        f'needs one with the same name and the suffix {dataset.get("seg_map_suffix", ".png")!r}.')
+    colour = [label for _, label in pairs if facts[label] is not None and facts[label].mode not in ('L', 'P', 'I;16',
+                                                                                                   'I', '1')]
+    if colour:
+        raise DataError(f'{split}: {len(colour)} label maps have colour channels ({_examples(colour)}, mode '
+                        f'{facts[colour[0]].mode}); a label map holds one class index per pixel. Convert colours to '
+                        'indices (mmseg\'s dataset converters do it for the public datasets).')
+    wrong = [f'{label}: {facts[label].loaded_size[0]}x{facts[label].loaded_size[1]}, image '
+             f'{facts[image].loaded_size[0]}x{facts[image].loaded_size[1]}' for image, label in pairs
+             if facts.get(image) and facts.get(label) and facts[image].loaded_size != facts[label].loaded_size]
+    if wrong:
+        raise DataError(f'{split}: {len(wrong)} label maps differ in size from their image ({_examples(wrong)}). '
+                        'A label map must cover its image pixel for pixel.')
+    return SplitSummary(split, source, images=len(pairs), instances=len(pairs), classes=num_classes or 0)
+
+
+def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index: int = 255) -> None:
+    """Decode every label map of the split and refuse values that are
+    neither a class nor the ignore index, as the dataset will read them
+    (``reduce_zero_label`` turns 0 into the ignore index and shifts the rest
+    down by one)."""
+    reduce_zero_label = dataset.get('reduce_zero_label', False)
+    bad = []
+    for _, label in seg_pairs(dataset):
+        values = np.unique(cv2.imread(label, cv2.IMREAD_UNCHANGED))
+        if reduce_zero_label:
+            values = np.where(values == 0, ignore_index, values - 1)
+            values = np.where(values == 254, ignore_index, values)
+        wrong = values[(values >= num_classes) & (values != ignore_index)]
+        if wrong.size:
+            bad.append(f'{label}: {wrong[:5].tolist()}')
+    if bad:
+        raise DataError(f'{split}: {len(bad)} label maps hold values that are neither a class (0..{num_classes - 1}) '
+                        f'nor the ignore index {ignore_index} ({_examples(bad)}). Fix the maps, or the number of '
+                        'classes in the config.')
+
+
+# --------------------------------------------------------------------------
+# Class folders (mmpretrain's CustomDataset)
+
+
+def class_folders(dataset: dict) -> list[str]:
+    folder = osp.join(dataset.get('data_root') or '', dataset.get('data_prefix') or '')
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith('.'))
+
+
+def check_class_folders(per_split: dict[str, dict], classes) -> list[SplitSummary]:
+    """mmpretrain numbers each split's class folders on its own, in sorted
+    order: a validation split that lacks a class training has (or has one
+    more) shifts every later label. The class list is the config's, or
+    training's folders."""
+    folders = {split: class_folders(dataset) for split, dataset in per_split.items()}
+    reference = list(classes) if classes else folders.get('train_dataloader')
+    summaries = []
+    for split, names in folders.items():
+        if reference is not None and names != sorted(reference):
+            lacking = sorted(set(reference) - set(names))
+            extra = sorted(set(names) - set(reference))
+            where = osp.join(per_split[split].get('data_root') or '', per_split[split].get('data_prefix') or '')
+            told = '; '.join(filter(None, (f'it lacks {lacking}' if lacking else '',
+                                           f'it has {extra} besides' if extra else '')))
+            raise DataError(f'{split}: the class folders in {where} are not the classes of '
+                            f'{"the config" if classes else "training"} ({told}); mmpretrain numbers each split\'s '
+                            'folders on its own, so labels would not mean the same class. Give every split the same '
+                            'class folders (an empty one for a class without images).')
+        if classes and list(classes) != sorted(classes):
+            raise DataError(f'the config lists its classes {tuple(classes)} in another order than the folders sort '
+                            f'({tuple(sorted(classes))}); mmpretrain numbers them in sorted order.')
+        folder = osp.join(per_split[split].get('data_root') or '', per_split[split].get('data_prefix') or '')
+        images = _count_images(folder, per_split[split].get('extensions', FOLDER_EXTENSIONS))
+        summaries.append(SplitSummary(split, folder, images=images, instances=images, classes=len(names)))
+    return summaries
+
+
+def _count_images(folder: str, extensions) -> int:
+    return sum(name.lower().endswith(tuple(extensions)) for _, _, files in os.walk(folder) for name in files)
+
+
+# --------------------------------------------------------------------------
+# Every split of a config
+
+# mmpretrain's CustomDataset default
+FOLDER_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif')
+
+
+def _type_name(dataset: dict) -> str:
+    kind = dataset.get('type', '')
+    return kind.split('.')[-1] if isinstance(kind, str) else getattr(kind, '__name__', '')
+
+
+def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list[SplitSummary]:
+    """Every check above on every dataset of ``splits`` that is of a kind
+    they know (COCO files, label-map folders, class folders); a summary per
+    dataset checked. A file shared by splits is read once per kind of use.
+    ``label_values``: also decode every label map to check its values (a
+    run checks them as it loads each map instead)."""
+    summaries, seen, folders = [], set(), {}
+    for split, dataset in iter_datasets(cfg):
+        if split not in splits:
+            continue
+        kind = _type_name(dataset)
+        if kind == 'CocoDataset' and dataset.get('ann_file'):
+            key = (osp.join(dataset.get('data_root') or '', dataset['ann_file']), split == 'train_dataloader')
+            if key in seen:
+                continue
+            seen.add(key)
+            classes = (dataset.get('metainfo') or {}).get('classes')
+            if classes is None:
+                from mmdet.datasets import CocoDataset
+                classes = CocoDataset.METAINFO['classes']
+            summaries.append(check_coco(split, dataset, classes, options))
+        elif 'seg_map_path' in (dataset.get('data_prefix') or {}) and not dataset.get('ann_file'):
+            key = (repr(sorted(dataset['data_prefix'].items())), dataset.get('data_root'),
+                   split == 'train_dataloader')
+            if key in seen:
+                continue
+            seen.add(key)
+            summaries.append(check_label_maps(split, dataset, _num_classes(cfg, 'decode_head')))
+            head = (cfg.get('model') or {}).get('decode_head') or {}
+            if label_values and head.get('num_classes'):
+                check_label_values(split, dataset, head['num_classes'], head.get('ignore_index', 255))
+        elif kind == 'CustomDataset' and not dataset.get('ann_file') and dataset.get('with_label', True):
+            key = (dataset.get('data_root'), dataset.get('data_prefix'), split == 'train_dataloader')
+            if key not in seen:
+                seen.add(key)
+                folders[split] = dataset
+    if folders:
+        classes = next(((d.get('metainfo') or {}).get('classes') for d in folders.values()
+                        if (d.get('metainfo') or {}).get('classes')), None)
+        summaries += check_class_folders(folders, classes)
+    return summaries
+
+
+def _num_classes(cfg, head: str) -> int | None:
+    part = (cfg.get('model') or {}).get(head)
+    return part.get('num_classes') if isinstance(part, dict) else None
+
+
+def format_summary(summaries: list[SplitSummary]) -> str:
+    """The table printed at the start of training and by tools/check_dataset.py."""
+    lines = [f'{"split":<17} {"images":>8} {"instances":>10} {"classes":>8}  dropped  (source)']
+    for s in summaries:
+        dropped = ', '.join(f'{n} {what}' for what, n in s.dropped.items()) or 'nothing'
+        lines.append(f'{s.split:<17} {s.images:>8} {s.instances:>10} {s.classes:>8}  {dropped}  ({s.source})')
+    return '\n'.join(lines)

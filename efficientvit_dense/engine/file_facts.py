@@ -1,0 +1,97 @@
+"""What the data checks need to know about image files without decoding
+them: width, height, EXIF orientation and mode, read from the headers once
+and remembered by each file's size and modification time (as Ultralytics
+caches its label scan), so a second start of the same job reads no header
+again. The memory lives under ``$EVD_CACHE_DIR/data_checks`` (default
+``~/.cache/efficientvit-dense``), one JSON file per list of files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass
+
+from PIL import Image
+
+CACHE_VERSION = 1
+ORIENTATION_TAG = 0x0112  # EXIF
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # rotated by 90 or 270 degrees: width and height trade places
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    width: int  # as stored, before any EXIF rotation
+    height: int
+    orientation: int  # EXIF orientation, 1 when absent
+    mode: str  # PIL's: 'L', 'P', 'RGB', 'I;16', ...
+
+    @property
+    def loaded_size(self) -> tuple[int, int]:
+        """(width, height) once loaded: mmcv's readers apply the EXIF rotation."""
+        if self.orientation in SWAPPING_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+def cache_dir() -> str:
+    root = os.environ.get('EVD_CACHE_DIR') or osp.join(
+        os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache'), 'efficientvit-dense')
+    return osp.join(root, 'data_checks')
+
+
+def _read(path: str) -> ImageFacts | None:
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(ORIENTATION_TAG, 1) if image.format in ('JPEG', 'TIFF', 'WEBP') else 1
+            return ImageFacts(image.width, image.height, int(orientation), image.mode)
+    except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot identify or parse
+        return None
+
+
+def image_facts(paths: list[str], name: str) -> dict[str, ImageFacts | None]:
+    """The facts of every existing file in ``paths`` (None for one that is
+    not a readable image); missing files are left out. ``name`` identifies
+    the list (e.g. the annotation file) for the cache."""
+    key = hashlib.sha1(osp.abspath(name).encode()).hexdigest()[:16]
+    cache_path = osp.join(cache_dir(), f'{key}.json')
+    try:
+        with open(cache_path) as f:
+            cached = json.load(f)
+        if cached.get('version') != CACHE_VERSION:
+            cached = {}
+    except (OSError, ValueError):
+        cached = {}
+    known = cached.get('files', {})
+    facts, fresh, changed = {}, {}, False
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = known.get(path)
+        if entry is not None and entry[:2] == stamp:
+            facts[path] = None if entry[2] is None else ImageFacts(*entry[2])
+        else:
+            found = _read(path)
+            facts[path] = found
+            changed = True
+            entry = [*stamp, None if found is None else [found.width, found.height, found.orientation, found.mode]]
+        fresh[path] = entry
+    if changed or len(fresh) != len(known):
+        _write_json(cache_path, dict(version=CACHE_VERSION, files=fresh))
+    return facts
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Best effort: a cache that cannot be written only costs time."""
+    try:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        tmp = f'{path}.{os.getpid()}.partial'
+        with open(tmp, 'w') as f:
+            json.dump(data, f, separators=(',', ':'))
+        os.replace(tmp, path)
+    except OSError:
+        pass

@@ -3,6 +3,7 @@ demo configs, model input batches and running a tool as a user would.
 (Fixtures live in conftest.py.)"""
 from __future__ import annotations
 
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -77,3 +78,13 @@ def run_tool(tool: str, *args: str, timeout: int = 600) -> subprocess.CompletedP
     a hang fails the test after ``timeout`` seconds."""
     return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def edit_annotations(data, split: str, edit):
+    """Apply ``edit`` to the synthetic COCO file of ``split`` under ``data``
+    (a copy to break); returns its path."""
+    path = data / 'annotations' / f'instances_{split}.json'
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))
+    return path

@@ -8,21 +8,13 @@ import shutil
 
 import cv2
 import numpy as np
-from helpers import TINY_SPEC, run_tool
+from helpers import TINY_SPEC, edit_annotations, run_tool
 from PIL import Image
 
 from efficientvit_dense.apps.demo import DEMOS
 
 DETECTION, SEGMENTATION, CLASSIFICATION = (DEMOS[task].config for task in
                                            ('detection', 'segmentation', 'classification'))
-
-
-def _edit(data, split, edit):
-    path = data / 'annotations' / f'instances_{split}.json'
-    coco = json.loads(path.read_text())
-    edit(coco)
-    path.write_text(json.dumps(coco))
-    return path
 
 
 def _check(config, data, *options):
@@ -52,7 +44,7 @@ def test_the_pristine_data_passes_with_a_summary_of_every_split(pristine):
 
 
 def test_images_sharing_an_id_are_refused_not_merged(data):
-    path = _edit(data, 'train', lambda coco: coco['images'][1].update(id=coco['images'][0]['id']))
+    path = edit_annotations(data, 'train', lambda coco: coco['images'][1].update(id=coco['images'][0]['id']))
     before = path.read_bytes()
     last = _refused(DETECTION, data)
     assert f'{path}: 1 images repeat an id another image has (ids 0)' in last and 'merge' in last
@@ -60,7 +52,7 @@ def test_images_sharing_an_id_are_refused_not_merged(data):
 
 
 def test_annotations_sharing_an_id_are_refused(data):
-    path = _edit(data, 'val', lambda coco: coco['annotations'][1].update(id=coco['annotations'][0]['id']))
+    path = edit_annotations(data, 'val', lambda coco: coco['annotations'][1].update(id=coco['annotations'][0]['id']))
     assert f'{path}: 1 annotations repeat an id' in _refused(DETECTION, data)
 
 
@@ -72,12 +64,12 @@ def test_a_width_height_unlike_the_file_is_named_and_exif_rotation_is_recognised
 
     def stored_size(coco):
         coco['images'][0].update(width=200, height=100)
-    path = _edit(data, 'train', stored_size)
+    path = edit_annotations(data, 'train', stored_size)
     last = _refused(DETECTION, data)
     assert f'{path}: 1 images have another width/height than the file says' in last
     assert '000000.jpg: file 200x100, image 100x200, looks rotated by EXIF orientation 6' in last
 
-    _edit(data, 'train', lambda coco: coco['images'][0].update(width=100, height=200))  # as loaded: fine
+    edit_annotations(data, 'train', lambda coco: coco['images'][0].update(width=100, height=200))  # as loaded: fine
     assert _check(DETECTION, data)[0] == 0
 
 
@@ -101,7 +93,7 @@ def test_unusable_boxes_are_refused_with_their_count_or_dropped_when_asked(data)
 
 
 def test_a_validation_file_without_annotations_is_refused_not_scored_minus_one(data):
-    path = _edit(data, 'val', lambda coco: coco.update(annotations=[]))
+    path = edit_annotations(data, 'val', lambda coco: coco.update(annotations=[]))
     last = _refused(DETECTION, data)
     assert f'val_dataloader: {path} has {TINY_SPEC.num_val} images but no annotations' in last and '-1' in last
 

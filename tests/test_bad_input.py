@@ -8,7 +8,7 @@ import runpy
 import pytest
 import torch
 import torch.nn as nn
-from helpers import DETECTION_TINY_RUN, REPO, run_tool
+from helpers import DETECTION_TINY_RUN, REPO, edit_annotations, run_tool
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
@@ -28,14 +28,6 @@ TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validati
 def _cfg(data, **options):
     return load_config(DEMOS['detection'].config, {**TINY_RUN, **options}, work_dir=str(data.parent / 'run'),
                        data_root=str(data))
-
-
-def _edit_annotations(data, split, edit):
-    path = data / 'annotations' / f'instances_{split}.json'
-    coco = json.loads(path.read_text())
-    edit(coco)
-    path.write_text(json.dumps(coco))
-    return path
 
 
 def test_an_annotation_file_that_is_not_json_stops_before_training(data):
@@ -115,7 +107,7 @@ def test_an_annotation_of_a_category_outside_the_classes_stops_unless_ignored(da
     def add_unknown(coco):
         coco['categories'].append(dict(id=99, name='hexagon', supercategory='shape'))
         coco['annotations'].append({**coco['annotations'][0], 'id': 10_000, 'category_id': 99})
-    path = _edit_annotations(data, 'train', add_unknown)
+    path = edit_annotations(data, 'train', add_unknown)
     with pytest.raises(DataError, match=rf"{path}: 1 annotations have categories .* \(id 99 \(hexagon\): 1\); "
                                         r"mmdet would drop them silently.*unknown_categories='ignore'"):
         check_inputs(_cfg(data))
@@ -131,7 +123,7 @@ def test_classes_missing_from_the_file_or_in_another_order_stop(data):
 
 
 def test_an_empty_split_stops_instead_of_spinning(data):
-    _edit_annotations(data, 'train', lambda coco: coco.update(images=[], annotations=[]))
+    edit_annotations(data, 'train', lambda coco: coco.update(images=[], annotations=[]))
     with pytest.raises(DataError, match=r'CocoDataset found no samples in .*instances_train.json'):
         train(_cfg(data))
 

@@ -44,6 +44,10 @@ class OutputExistsError(UserError, FileExistsError):
     """An output that would replace something the user made; nothing is overwritten."""
 
 
+class NotWritableError(UserError, PermissionError):
+    """A folder the run must write into and may not (read-only, or another user's)."""
+
+
 class InUseError(UserError):
     """A folder another process is using right now (a work dir a run is training in)."""
 

@@ -20,7 +20,7 @@ from efficientvit_dense.engine.config import check_top_level_keys, load_config
 from efficientvit_dense.engine.data_checks import check_inputs
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
-from efficientvit_dense.errors import BadImageError, CheckpointError, ConfigError, DataError
+from efficientvit_dense.errors import BadImageError, CheckpointError, ConfigError, DataError, DataNotFoundError
 
 TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validation unless a test asks
 
@@ -28,6 +28,16 @@ TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validati
 def _cfg(data, **options):
     return load_config(DEMOS['detection'].config, {**TINY_RUN, **options}, work_dir=str(data.parent / 'run'),
                        data_root=str(data))
+
+
+def test_a_relative_data_root_that_does_not_exist_names_where_it_was_looked_for(data, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    cfg = load_config(DEMOS['detection'].config, dict(TINY_RUN), work_dir=str(data.parent / 'run'),
+                      data_root='not_here/shapes')
+    with pytest.raises(DataNotFoundError) as err:
+        check_inputs(cfg)
+    assert str(err.value).splitlines()[0] == (
+        f'train_dataloader: data root not found: not_here/shapes/ (from the current directory, {data.parent})')
 
 
 def test_an_annotation_file_that_is_not_json_stops_before_training(data):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import logging
 import os
 import os.path as osp
 import socket
@@ -30,9 +31,10 @@ import zipfile
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from ..errors import CheckpointError, InputNotFoundError, InUseError, OutputExistsError
+from ..errors import CheckpointError, InputNotFoundError, InUseError, NotWritableError, OutputExistsError
 
 MARKER = 'last_checkpoint'
 LOCK = '.training.lock'
@@ -154,8 +156,12 @@ def hold_work_dir(cfg, request=None) -> None:
     path = osp.join(osp.abspath(cfg.work_dir), LOCK)
     if path in _held_locks:
         return
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    f = open(path, 'a+')
+    try:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        f = open(path, 'a+')
+    except PermissionError as err:
+        raise NotWritableError(f'Cannot write into the work dir {cfg.work_dir} ({err.strerror}); choose one you may '
+                               'write into with --work-dir.') from err
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -164,6 +170,11 @@ def hold_work_dir(cfg, request=None) -> None:
         f.close()
         raise InUseError(f'{cfg.work_dir} is in use by another training run ({owner}); nothing was written. Wait '
                          'for it to finish (then --resume continues it), or pass --work-dir to train elsewhere.')
+    except OSError as err:  # a file system without locks (some NFS mounts: ENOLCK): train, unguarded
+        f.close()
+        print_log(f'Cannot lock {path} ({err.strerror}); nothing stops a second run from writing into '
+                  f'{cfg.work_dir} at the same time.', logger='current', level=logging.WARNING)
+        return
     f.seek(0)
     f.truncate()
     f.write(f'process {os.getpid()} on {socket.gethostname()}, started {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
@@ -175,6 +186,19 @@ def release_work_dir(work_dir: str) -> None:
     f = _held_locks.pop(osp.join(osp.abspath(work_dir), LOCK), None)
     if f is not None:
         f.close()  # closing the file releases the lock
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child (a dataloader worker) shares the parent's open lock
+    file, and the lock lasts while any process keeps it open: a worker that
+    outlives a killed trainer would keep the work dir locked. Children
+    close their copy."""
+    for f in _held_locks.values():
+        f.close()
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 def _why_unreadable(path: str) -> str:

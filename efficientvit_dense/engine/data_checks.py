@@ -17,6 +17,7 @@ not the split's metric.
 from __future__ import annotations
 
 import logging
+import os
 import os.path as osp
 
 import cv2
@@ -81,8 +82,9 @@ def check_data(cfg, splits=DATALOADERS) -> None:
         for what, path in paths:
             if not osp.exists(path):
                 layout = EXPECTED_LAYOUTS.get(dataset.get('type', ''), 'the layout its dataset class documents')
+                where = '' if osp.isabs(path) else f' (from the current directory, {os.getcwd()})'
                 raise DataNotFoundError(
-                    f'{name}: {what} not found: {path}\n'
+                    f'{name}: {what} not found: {path}{where}\n'
                     f'  {dataset.get("type", "The dataset")} expects under {root or "its data_root"}: {layout}.\n'
                     f'  Put the data there (a symlink works), or pass --data-root PATH.\n'
                     f'  {DEMO_HINT}')

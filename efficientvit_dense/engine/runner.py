@@ -22,7 +22,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ..errors import ConfigError, InputNotFoundError, OutputExistsError, UserError
+from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
 from .annotation_checks import format_summary
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
@@ -131,9 +131,9 @@ def dumped_predictions(cfg: Config, request: Request) -> None:
 Step = Callable[[Config, Request], None]
 
 TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
+    ('one run at a time in a work dir', hold_work_dir),  # first: a second run stops before any slow check
     ('the data exist and read as the config says',
      lambda cfg, request: request.summaries.extend(check_inputs(cfg, ('train_dataloader', 'val_dataloader')))),
-    ('one run at a time in a work dir', hold_work_dir),
     ('an earlier run is resumed, never overwritten', choose_resume),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
@@ -178,14 +178,17 @@ def build_runner(cfg: Config, purpose: str) -> Runner:
 @contextlib.contextmanager
 def missing_files_named():
     """Inside, a file the run was told to read and could not find (a
-    backbone's ``init_cfg`` checkpoint that mmengine loads, say) ends the
-    run as a :class:`InputNotFoundError` with mmengine's words."""
+    backbone's ``init_cfg`` checkpoint that mmengine loads, say), or a place
+    it may not write (a read-only work dir), ends the run as one line with
+    the operating system's words."""
     try:
         yield
     except UserError:
         raise
     except FileNotFoundError as err:
         raise InputNotFoundError(str(err)) from err
+    except PermissionError as err:
+        raise NotWritableError(f'{err}; choose a folder you may write into (--work-dir, --out).') from err
 
 
 def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
@@ -210,6 +213,7 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
          launcher: str = 'none') -> dict:
     """Evaluate ``checkpoint`` on the test split; returns the metrics."""
     prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir), TEST_STEPS)
-    runner = build_runner(cfg, purpose='evaluate')
+    with missing_files_named():  # mmengine makes the work dir as the runner is built
+        runner = build_runner(cfg, purpose='evaluate')
     with safe_loading_errors(checkpoint), without_mmengine_key_dump(), missing_files_named():
         return runner.test()

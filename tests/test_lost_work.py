@@ -2,12 +2,15 @@
 cannot read its checkpoints stops and keeps them, files follow the umask,
 and inference outputs never collide or read themselves back in. Each fault
 is made for real and met by the real tool."""
+import errno
+import fcntl
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import torch
@@ -18,7 +21,7 @@ from mmengine.registry import DefaultScope
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import generate
-from efficientvit_dense.engine.checkpointing import LOCK
+from efficientvit_dense.engine.checkpointing import LOCK, hold_work_dir, release_work_dir
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import train
 
@@ -138,3 +141,48 @@ def test_infer_names_an_unreadable_image_in_one_line(data, checkpoint, tmp_path)
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: {tmp_path / "in" / "holiday.jpg"} cannot be read as an image (truncated, or not an image). '
         'Replace it or leave it out.')
+
+
+def _lock_is_free(work_dir) -> bool:
+    """Whether another process could take the work dir's lock now."""
+    probe = ('import fcntl, sys\nf = open(sys.argv[1], "a")\n'
+             'try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(1)\n')
+    return subprocess.run([sys.executable, '-c', probe, str(work_dir / LOCK)], timeout=60).returncode == 0
+
+
+def test_a_forked_worker_does_not_keep_the_work_dir_locked(tmp_path):
+    cfg = Config(dict(work_dir=str(tmp_path / 'run')))
+    hold_work_dir(cfg)
+    assert not _lock_is_free(tmp_path / 'run')
+    child = os.fork()  # as a dataloader worker is made
+    if child == 0:
+        time.sleep(3)  # outlives the trainer's hold
+        os._exit(0)
+    try:
+        release_work_dir(cfg.work_dir)  # the trainer ends (or is killed) while its worker lives on
+        assert _lock_is_free(tmp_path / 'run')
+    finally:
+        os.waitpid(child, 0)
+
+
+def test_a_file_system_without_locks_trains_with_a_warning(tmp_path, monkeypatch):
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    cfg = Config(dict(work_dir=str(tmp_path / 'run')))
+    with mock.patch('efficientvit_dense.engine.checkpointing.print_log') as logged:
+        hold_work_dir(cfg)  # no error: training goes on
+    assert 'nothing stops a second run from writing into' in logged.call_args[0][0]
+    release_work_dir(cfg.work_dir)
+
+
+def test_infer_into_its_own_input_folder_reads_only_the_images(data, checkpoint, tmp_path):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in sorted(os.listdir(data / 'val'))[:2]:
+        os.link(data / 'val' / name, photos / name)
+    for attempt in (1, 2):  # the second run must not read the first one's pictures in photos/vis
+        result = run_tool('infer.py', CONFIG, checkpoint, photos, '--out-dir', photos, '--overwrite', timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert 'wrote 2 pictures' in result.stdout
+    assert sorted(p.name for p in (photos / 'vis').iterdir()) == sorted(os.listdir(data / 'val'))[:2]

@@ -8,7 +8,7 @@ write the pictures with its predictions drawn.
 
 Detectors draw boxes (and masks for Mask R-CNN) into OUT_DIR/vis/;
 segmentors blend the predicted class colours over each image into OUT_DIR/vis/
-and write the label maps (class index per pixel) to OUT_DIR/pred/;
+and write the label maps (class index per pixel) to OUT_DIR/pred/<image stem>.png;
 classifiers print the top-k classes and scores of each image. Outputs keep
 the input folder's structure (images/a/x.jpg -> OUT_DIR/vis/a/x.jpg); an
 earlier run's outputs are replaced only with --overwrite.

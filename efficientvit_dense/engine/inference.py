@@ -1,6 +1,7 @@
 """Predictions on image files with the toolboxes' own inferencers."""
 from __future__ import annotations
 
+import collections
 import glob
 import os
 import os.path as osp
@@ -19,16 +20,16 @@ from .config import config_errors
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-def list_images(inputs: list[str], skip: str | None = None) -> list[str]:
+def list_images(inputs: list[str], skip: tuple[str, ...] = ()) -> list[str]:
     """Image files named directly or found (recursively) in folders, leaving
-    out anything under ``skip`` (an output folder inside the input)."""
-    skip = osp.abspath(skip) + os.sep if skip else None
+    out anything under the folders in ``skip`` (outputs of an earlier run
+    inside the input)."""
+    skip = tuple(osp.abspath(folder) + os.sep for folder in skip)
     files = []
     for item in inputs:
         if osp.isdir(item):
             found = sorted(p for p in glob.glob(osp.join(item, '**', '*'), recursive=True)
-                           if p.lower().endswith(IMAGE_EXTENSIONS)
-                           and not (skip and osp.abspath(p).startswith(skip)))
+                           if p.lower().endswith(IMAGE_EXTENSIONS) and not osp.abspath(p).startswith(skip))
             if not found:
                 raise InputNotFoundError(f'No images ({", ".join(IMAGE_EXTENSIONS)}) in folder {item}')
             files += found
@@ -92,44 +93,67 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
     """Draw ``checkpoint``'s predictions on every input image into
     ``out_dir/vis``: boxes (and masks) above ``score_thr`` for detectors,
     the class map blended over the image at ``opacity`` for segmentors, which
-    also write the raw label maps to ``out_dir/pred``. Outputs keep the
-    inputs' folder structure (:func:`output_names`); the output folder is
-    skipped when it lies inside an input folder; outputs of an earlier run
-    are replaced only with ``overwrite``. Returns the drawings."""
+    also write the raw label maps to ``out_dir/pred`` (``<image stem>.png``,
+    as mmseg's format_only). Outputs keep the inputs' folder structure
+    (:func:`output_names`); ``out_dir/vis`` and ``out_dir/pred`` are never
+    read as input; outputs of an earlier run are replaced only with
+    ``overwrite``. Returns the drawings."""
     scope = cfg.get('default_scope')
     if scope not in ('mmdet', 'mmseg'):
         raise UnsupportedError(f'Drawing predictions needs a detection (mmdet) or segmentation (mmseg) '
                                f'config; this config is for {scope} (classifiers: use classify()).')
-    images = list_images(inputs, skip=out_dir)
-    names = output_names(images)
     outputs = ('vis', 'pred') if scope == 'mmseg' else ('vis',)
-    earlier = [osp.join(out_dir, kind, name) for kind in outputs for name in names
-               if osp.exists(osp.join(out_dir, kind, name))]
+    images = list_images(inputs, skip=tuple(osp.join(out_dir, kind) for kind in outputs))
+    names = output_names(images)
+    places = {kind: [osp.join(out_dir, kind, _output_file(kind, name)) for name in names] for kind in outputs}
+    for kind, paths in places.items():
+        repeated = [path for path, n in collections.Counter(paths).items() if n > 1]
+        if repeated:
+            raise UnsupportedError(f'Images that differ only in their extension would write one output file '
+                                   f'({repeated[0]}); rename one of them.')
+    earlier = [path for paths in places.values() for path in paths if osp.exists(path)]
     if earlier and not overwrite:
         raise OutputExistsError(f'{out_dir} already holds outputs for these images ({len(earlier)} files, e.g. '
                                 f'{earlier[0]}); they are not overwritten. Choose another output folder, or pass '
                                 '--overwrite.')
     check_readable(images)
     inferencer = build_inferencer(cfg, checkpoint, device)
-    # The inferencers name their outputs after the image alone: run them per input folder into a staging
-    # folder and move each output to its place.
+    # The inferencers name a drawing after the image alone and a label map after a running count: run them
+    # per input folder into a staging folder and move each output to its place.
     staging = tempfile.mkdtemp(prefix='.infer-', dir=_made(out_dir))
     try:
         by_folder = {}
-        for image, name in zip(images, names):
-            by_folder.setdefault(osp.dirname(name), []).append(image)
-        for folder, group in by_folder.items():
+        for i, name in enumerate(names):
+            by_folder.setdefault(osp.dirname(name), []).append(i)
+        for indices in by_folder.values():
+            group = [images[i] for i in indices]
             with DefaultScope.overwrite_default_scope(scope):
                 if scope == 'mmdet':
                     inferencer(group, out_dir=staging, pred_score_thr=score_thr, no_save_pred=True)
+                    made = {'vis': [osp.basename(image) for image in group]}
                 else:
+                    first = inferencer.num_pred_imgs
                     inferencer(group, out_dir=staging, opacity=opacity)
-            for kind in outputs:
-                for made in os.listdir(osp.join(staging, kind)):
-                    os.replace(osp.join(staging, kind, made), osp.join(_made(out_dir, kind, folder), made))
+                    made = {'vis': [osp.basename(image) for image in group],
+                            'pred': [f'{first + n:08}_pred.png' for n in range(len(group))]}
+            for kind, files in made.items():
+                for i, file in zip(indices, files):
+                    _move(osp.join(staging, kind, file), places[kind][i], overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [osp.join(out_dir, 'vis', name) for name in names]
+    return places['vis']
+
+
+def _output_file(kind: str, name: str) -> str:
+    return osp.splitext(name)[0] + '.png' if kind == 'pred' else name
+
+
+def _move(made: str, place: str, overwrite: bool) -> None:
+    if osp.exists(place) and not overwrite:  # written meanwhile, by another run
+        raise OutputExistsError(f'{place} appeared while this run was writing; it is not overwritten. Choose '
+                                'another output folder.')
+    _made(osp.dirname(place))
+    os.replace(made, place)
 
 
 def _made(*parts: str) -> str:

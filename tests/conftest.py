@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import pytest
@@ -7,6 +8,21 @@ from helpers import TINY_SPEC
 import efficientvit_dense  # noqa: F401  (shims and registrations, as users get them)
 from efficientvit_dense.analysis.reference import random_timm_model
 from efficientvit_dense.apps.synthetic import generate
+
+
+@pytest.fixture(scope='session', autouse=True)
+def data_check_cache(tmp_path_factory):
+    """The data checks remember what passed under $EVD_CACHE_DIR; tests
+    (and the tools they start) keep that memory in a temporary folder, not
+    in the user's cache."""
+    folder = tmp_path_factory.mktemp('evd-cache')
+    previous = os.environ.get('EVD_CACHE_DIR')
+    os.environ['EVD_CACHE_DIR'] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ['EVD_CACHE_DIR']
+    else:
+        os.environ['EVD_CACHE_DIR'] = previous
 
 
 @pytest.fixture(scope='session')

@@ -8,10 +8,14 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 from helpers import TINY_SPEC, edit_annotations, run_tool
 from PIL import Image
 
 from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.engine.config import iter_datasets, load_config
+from efficientvit_dense.engine.data_checks import check_inputs
+from efficientvit_dense.errors import ConfigError, DataError
 
 DETECTION, SEGMENTATION, CLASSIFICATION = (DEMOS[task].config for task in
                                            ('detection', 'segmentation', 'classification'))
@@ -145,3 +149,134 @@ def test_a_misspelt_option_inside_a_dict_stops_before_anything_runs(data, tmp_pa
         "--cfg-options default_hooks.checkpoint.intervall: CheckpointHook (default_hooks.checkpoint) has no option "
         "'intervall'; did you mean 'interval'?")
     assert not (tmp_path / 'run').exists()
+
+
+# --------------------------------------------------------------------------
+# The checks read the data as the dataset classes do (in process: no model)
+
+
+def _checked(config, data, edit=None, label_values=True, **options):
+    """check_inputs on ``config`` over ``data`` after ``edit(dataset)`` on every dataset."""
+    cfg = load_config(config, options or None, data_root=str(data))
+    for _, dataset in iter_datasets(cfg):
+        if edit is not None:
+            edit(dataset)
+    return check_inputs(cfg, label_values=label_values)
+
+
+def _set_label(path, value, mode='L'):
+    labels = np.array(Image.open(path)).astype(np.uint16 if value > 255 else np.uint8)
+    labels[:4, :4] = value
+    image = Image.fromarray(labels)
+    if mode == 'P':
+        image = image.convert('L').convert('P')
+        image.putpalette([255 - i % 256 for i in range(768)])  # colours unlike the indices
+    image.save(path)
+
+
+def test_label_maps_are_read_with_their_dataset_class_defaults(data):
+    label = data / 'semantic' / 'val' / '000001.png'
+    _set_label(label, 7)  # past the 7 classes as stored; class 6 once ADE20K's reduce_zero_label shifts it
+
+    def as_ade20k(dataset):  # ADE20KDataset reduces label zero unless told otherwise
+        dataset.update(type='ADE20KDataset')
+        del dataset['reduce_zero_label']
+    _checked(SEGMENTATION, data, as_ade20k)
+    with pytest.raises(DataError, match=r'ignore index 255 \(.*000001.png: \[7\]'):
+        _checked(SEGMENTATION, data)  # BaseSegDataset, as the demo says: 7 is no class
+
+    for split in ('train', 'val'):  # Cityscapes' own names, which its dataset class pairs by default
+        for image in (data / split).glob('*.jpg'):
+            image.rename(image.with_name(f'{image.stem}_leftImg8bit.png'))
+        for label in (data / 'semantic' / split).glob('*.png'):
+            label.rename(label.with_name(f'{label.stem}_gtFine_labelTrainIds.png'))
+    _set_label(data / 'semantic' / 'val' / '000001_gtFine_labelTrainIds.png', 0)
+
+    def as_cityscapes(dataset):
+        dataset.update(type='CityscapesDataset')
+        for key in ('img_suffix', 'seg_map_suffix'):
+            del dataset[key]
+    summaries = _checked(SEGMENTATION, data, as_cityscapes)
+    assert [s.images for s in summaries] == [TINY_SPEC.num_train, TINY_SPEC.num_val]
+    (data / 'semantic' / 'val' / '000002_gtFine_labelTrainIds.png').unlink()
+    with pytest.raises(DataError, match="1 images have no label map .* the suffix '_gtFine_labelTrainIds.png'"):
+        _checked(SEGMENTATION, data, as_cityscapes)
+
+
+def test_palette_label_maps_are_read_as_indices_and_unreadable_or_wide_ones_refused(data):
+    label = data / 'semantic' / 'train' / '000002.png'
+    _set_label(label, 3, mode='P')  # a palette image: mmseg reads its indices, not its colours
+    assert Image.open(label).mode == 'P'
+    _checked(SEGMENTATION, data)
+    _set_label(label, 9, mode='P')
+    with pytest.raises(DataError, match=r'000002.png: \[9\]'):
+        _checked(SEGMENTATION, data)
+
+    _set_label(label, 300)  # 16 bits: mmseg's 8-bit read would turn it into class 44
+    with pytest.raises(DataError, match=r'000002.png: \[300\] \(over 255: mmseg reads 8 bits\)'):
+        _checked(SEGMENTATION, data)
+
+    label.write_bytes(b'not a png')
+    for label_values in (True, False):  # the map is refused before its values are read
+        with pytest.raises(DataError, match=f'1 label maps cannot be read as images \\({label};'):
+            _checked(SEGMENTATION, data, label_values=label_values)
+
+
+def test_class_folders_under_a_dict_prefix_and_classes_named_in_the_config(data):
+    folders = sorted(p.name for p in (data / 'classification' / 'train').iterdir())
+
+    def dict_prefix(dataset):  # mmpretrain takes data_prefix=dict(img_path=...) as well as a path
+        dataset['data_prefix'] = dict(img_path=dataset['data_prefix'])
+    assert [s.classes for s in _checked(CLASSIFICATION, data, dict_prefix)] == [len(folders)] * 2
+
+    def named(names):
+        return lambda dataset: dataset.update(metainfo=dict(classes=names))
+    _checked(CLASSIFICATION, data, named([f'shape {i}' for i in range(len(folders))]))  # names for the folders
+    with pytest.raises(DataError, match=f'the config names 2 classes but .* holds {len(folders)} class folders'):
+        _checked(CLASSIFICATION, data, named(['a', 'b']))
+    with pytest.raises(DataError, match='in another order than their folders sort'):
+        _checked(CLASSIFICATION, data, named(folders[::-1]))
+
+
+def test_entries_without_what_mmdet_reads_are_named(data):
+    def drop_keys(coco):
+        del coco['images'][1]['width']
+        del coco['annotations'][2]['area']
+    path = edit_annotations(data, 'train', drop_keys)
+    with pytest.raises(DataError) as err:
+        _checked(DETECTION, data)
+    assert str(err.value).startswith(f"{path}: images lack keys that mmdet reads (1 without 'width' (first: entry 1))")
+    edit_annotations(data, 'train', lambda coco: coco['images'][1].update(width=coco['images'][1]['height']))
+    with pytest.raises(DataError, match=f"{path}: annotations lack keys that mmdet reads \\(1 without 'area'"):
+        _checked(DETECTION, data)
+    edit_annotations(data, 'train', lambda coco: coco['annotations'][2].update(area=10.0, bbox=[1, 2, 3]))
+    with pytest.raises(DataError, match='1 annotations have a bbox that is not four numbers'):
+        _checked(DETECTION, data)
+
+
+def test_a_remembered_pass_is_checked_again_once_a_file_changes(data):
+    _checked(DETECTION, data)  # passes, and is remembered
+    path = edit_annotations(data, 'train', lambda coco: coco['images'][1].update(id=coco['images'][0]['id']))
+    with pytest.raises(DataError, match='repeat an id'):
+        _checked(DETECTION, data)
+    edit_annotations(data, 'train', lambda coco: coco['images'][1].update(id=1))
+    _checked(DETECTION, data)
+    coco = json.loads(path.read_text())
+    image = data / 'train' / coco['images'][0]['file_name']
+    Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(image)  # resized after annotation
+    with pytest.raises(DataError, match='1 images have another width/height than the file says'):
+        _checked(DETECTION, data)
+
+
+def test_options_are_judged_by_the_type_they_end_with_and_toolbox_types_are_known():
+    def load(*options):
+        return load_config(DETECTION, dict(option.split('=') for option in options))
+    # A type changed in the same command judges its new options; keys the builders pop are allowed.
+    cfg = load('optim_wrapper.optimizer.type=SGD', 'optim_wrapper.optimizer.nesterov=True',
+               'default_hooks.checkpoint.priority=VERY_LOW', 'optim_wrapper.paramwise_cfg.norm_decay_mult=0')
+    assert cfg.optim_wrapper.optimizer.nesterov == 'True'
+    with pytest.raises(ConfigError, match=r"AdamW \(optim_wrapper.optimizer\) has no option 'nesterov'"):
+        load('optim_wrapper.optimizer.nesterov=True')
+    # mmdet's own types live in mmdet's registries, below mmengine's: found there and judged.
+    with pytest.raises(ConfigError, match=r"RetinaHead \(model.bbox_head\) has no option 'depth'"):
+        load('model.bbox_head.depth=3')

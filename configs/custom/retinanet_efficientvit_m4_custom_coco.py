@@ -5,8 +5,10 @@
 #   my_data/annotations/train.json   my_data/train/*.jpg
 #   my_data/annotations/val.json     my_data/val/*.jpg
 #
-# `classes` must list the category names of the annotation files (in any
-# order); annotations of other categories are ignored. num_classes follows.
+# `classes` must list category names of the annotation files, in the files'
+# order (mmdet numbers labels that way; tools/check_dataset.py says so if not).
+# Annotations of other categories stop the run unless
+# data_checks = dict(unknown_categories='ignore'). num_classes follows.
 _base_ = '../retinanet_efficientvit_m4_coco.py'
 
 classes = ('cat', 'dog')

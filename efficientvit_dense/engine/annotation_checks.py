@@ -22,15 +22,16 @@ import os
 import os.path as osp
 from dataclasses import dataclass, field
 
-import cv2
+import mmcv
 import numpy as np
 from mmengine.logging import print_log
 
 from ..errors import DataError
-from .config import iter_datasets
+from .config import class_folder_root, class_folders, dataset_setting, iter_datasets
 from .file_facts import cache_dir, image_facts
 
 SHOWN = 3  # offenders named in a message
+CHECKS_VERSION = 2  # part of the key of a remembered pass: a check added or changed runs again on every file
 
 
 @dataclass
@@ -108,6 +109,57 @@ def _check_categories(path: str, coco: dict, classes, unknown_categories: str) -
     return wanted, sum(unknown.values())
 
 
+# What mmdet's CocoDataset (and pycocotools' index) read from every entry;
+# a missing one ends in a KeyError deep in the dataset.
+IMAGE_KEYS = ('id', 'file_name', 'width', 'height')
+ANNOTATION_KEYS = ('id', 'image_id', 'category_id', 'bbox', 'area')
+CATEGORY_KEYS = ('id', 'name')
+
+
+NUMBER_TYPES = (int, float)  # as json reads numbers; a bool is not one
+
+
+def _is_number(value) -> bool:
+    return type(value) in NUMBER_TYPES
+
+
+def _check_entries(path: str, coco: dict) -> None:
+    """Every image, annotation and category has what mmdet reads: the keys
+    above, a positive width and height, a bbox of four numbers (NaN
+    included: that is a bad box, counted later) and a finite area. Written
+    for COCO's 860k annotations: one pass each, details only on failure."""
+    for what, entries, keys in (('images', coco['images'], IMAGE_KEYS),
+                                ('annotations', coco['annotations'], ANNOTATION_KEYS),
+                                ('categories', coco['categories'], CATEGORY_KEYS)):
+        needed = set(keys)
+        if all(type(entry) is dict and needed <= entry.keys() for entry in entries):
+            continue
+        lacking, first = collections.Counter(), {}
+        for i, entry in enumerate(entries):
+            for key in keys:
+                if not isinstance(entry, dict) or key not in entry:
+                    lacking[key] += 1
+                    first.setdefault(key, i)
+        found = ', '.join(f'{n} without {key!r} (first: entry {first[key]})' for key, n in lacking.items())
+        raise DataError(f'{path}: {what} lack keys that mmdet reads ({found}). Every image needs '
+                        f'{", ".join(IMAGE_KEYS)}; every annotation {", ".join(ANNOTATION_KEYS)}; every '
+                        f'category {", ".join(CATEGORY_KEYS)}.')
+    malformed = [image['id'] for image in coco['images']
+                 if not (_is_number(image['width']) and _is_number(image['height'])
+                         and image['width'] > 0 and image['height'] > 0)]
+    if malformed:
+        raise DataError(f'{path}: {len(malformed)} images have a width or height that is not a positive number '
+                        f'(image ids {_examples(malformed)}). Give each image its size in pixels.')
+    malformed = [ann['id'] for ann in coco['annotations']
+                 if not (type(box := ann['bbox']) is list and len(box) == 4 and _is_number(box[0])
+                         and _is_number(box[1]) and _is_number(box[2]) and _is_number(box[3])
+                         and _is_number(area := ann['area']) and math.isfinite(area))]
+    if malformed:
+        raise DataError(f'{path}: {len(malformed)} annotations have a bbox that is not four numbers [x, y, w, h], or '
+                        f'an area that is not a finite number (annotation ids {_examples(malformed)}); mmdet cannot '
+                        'read them. Fix or remove them.')
+
+
 def _check_ids(path: str, coco: dict) -> None:
     repeated, extra = _duplicates(image['id'] for image in coco['images'])
     if repeated:
@@ -126,38 +178,27 @@ def _check_ids(path: str, coco: dict) -> None:
 
 
 def _bad_boxes(coco: dict, sizes: dict) -> tuple[np.ndarray, list[str]]:
-    """A mask of the annotations mmdet's CocoDataset would drop for their
-    box (not finite, under 1 pixel wide or high, no area, or no overlap with
-    the image), and why, per annotation."""
+    """A mask of the annotations mmdet's CocoDataset drops for their box
+    (not finite, under 1 pixel wide or high, area 0, or no overlap with the
+    image), and why, per annotation. The entries are well formed
+    (:func:`_check_entries`)."""
     anns = coco['annotations']
-    try:  # the common case, at numpy's speed: every box four numbers, every annotation an area
-        boxes = np.array([ann['bbox'] for ann in anns], dtype=float).reshape(len(anns), 4)
-        areas = np.array([ann['area'] for ann in anns], dtype=float).reshape(len(anns))
-    except (KeyError, TypeError, ValueError):
-        boxes = np.full((len(anns), 4), np.nan)
-        areas = np.full(len(anns), np.nan)  # mmdet reads ann['area'] and stops without it
-        for i, ann in enumerate(anns):
-            box = ann.get('bbox')
-            if isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box):
-                boxes[i] = box
-            if isinstance(ann.get('area'), (int, float)):
-                areas[i] = ann['area']
+    boxes = np.array([ann['bbox'] for ann in anns], dtype=float).reshape(len(anns), 4)
+    areas = np.array([ann['area'] for ann in anns], dtype=float).reshape(len(anns))
     image_size = np.array([sizes[ann['image_id']] for ann in anns], dtype=float).reshape(len(anns), 2)
     widths, heights = image_size[:, 0], image_size[:, 1]
     with np.errstate(invalid='ignore'):
-        x, y, w, h = boxes.T if len(anns) else np.zeros((4, 0))
+        x, y, w, h = boxes.T
         not_finite = ~np.isfinite(boxes).all(axis=1)
-        no_area = ~not_finite & ~np.isfinite(areas)
-        too_small = ~not_finite & ~no_area & ((w < 1) | (h < 1) | (areas <= 0))
+        too_small = ~not_finite & ((w < 1) | (h < 1) | (areas <= 0))
         overlap_w = np.minimum(x + w, widths) - np.maximum(x, 0)
         overlap_h = np.minimum(y + h, heights) - np.maximum(y, 0)
-        outside = ~not_finite & ~no_area & ~too_small & ((overlap_w <= 0) | (overlap_h <= 0))
+        outside = ~not_finite & ~too_small & ((overlap_w <= 0) | (overlap_h <= 0))
     reasons = np.full(len(anns), '', dtype=object)
     reasons[not_finite] = 'not a finite [x, y, w, h]'
-    reasons[no_area] = 'without an area'
     reasons[too_small] = 'empty (under 1 pixel, or area 0)'
     reasons[outside] = 'outside its image'
-    return not_finite | no_area | too_small | outside, list(reasons)
+    return not_finite | too_small | outside, list(reasons)
 
 
 def _check_image_sizes(path: str, coco: dict, folder: str, facts: dict) -> None:
@@ -169,10 +210,10 @@ def _check_image_sizes(path: str, coco: dict, folder: str, facts: dict) -> None:
         found = facts.get(osp.join(folder, image['file_name']))
         if found is None:
             continue  # missing or unreadable: told elsewhere
-        if (image.get('width'), image.get('height')) != found.loaded_size:
-            rotated = (image.get('width'), image.get('height')) == (found.width, found.height)
+        if (image['width'], image['height']) != found.loaded_size:
+            rotated = (image['width'], image['height']) == (found.width, found.height)
             note = (f', looks rotated by EXIF orientation {found.orientation}' if rotated else '')
-            wrong.append(f'{image["file_name"]}: file {image.get("width")}x{image.get("height")}, image '
+            wrong.append(f'{image["file_name"]}: file {image["width"]}x{image["height"]}, image '
                          f'{found.loaded_size[0]}x{found.loaded_size[1]}{note}')
     if wrong:
         raise DataError(f'{path}: {len(wrong)} images have another width/height than the file says '
@@ -205,12 +246,13 @@ def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummar
     and modification time), is not read again (:func:`passed_before`)."""
     path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
     folder = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img', ''))
-    context = [osp.abspath(path), osp.abspath(folder), list(classes), sorted(options.items()),
+    context = [CHECKS_VERSION, osp.abspath(path), osp.abspath(folder), list(classes), sorted(options.items()),
                split == 'train_dataloader']
     earlier = passed_before(path, context)
     if earlier is not None:
         return SplitSummary(**{**earlier, 'split': split})
     coco = read_coco(path)
+    _check_entries(path, coco)
     wanted, unknown = _check_categories(path, coco, tuple(classes), options['unknown_categories'])
     _check_ids(path, coco)
     summary = SplitSummary(split, path, images=len(coco['images']), classes=len(classes))
@@ -222,7 +264,7 @@ def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummar
         summary.dropped['images missing or unreadable'] = skipped
     _check_image_sizes(path, coco, folder, facts)
 
-    sizes = {image['id']: (image.get('width', math.inf), image.get('height', math.inf)) for image in coco['images']}
+    sizes = {image['id']: (image['width'], image['height']) for image in coco['images']}
     bad, reasons = _bad_boxes(coco, sizes)
     if bad.any():
         offenders = [f'annotation {coco["annotations"][i].get("id")} of {coco["annotations"][i]["image_id"]}: '
@@ -298,14 +340,15 @@ def remember_passed(path: str, context, files: list[str], summary: SplitSummary)
 # Label maps (mmseg's BaseSegDataset and its children)
 
 
-def seg_pairs(dataset: dict) -> list[tuple[str, str]]:
+def seg_pairs(dataset: dict, scope: str | None) -> list[tuple[str, str]]:
     """(image, label map) paths as mmseg's BaseSegDataset pairs them when it
     scans its folders (no ann_file): same stem, the dataset's suffixes."""
     root = dataset.get('data_root') or ''
     prefix = dataset.get('data_prefix') or {}
     images = osp.join(root, prefix.get('img_path', ''))
     labels = osp.join(root, prefix.get('seg_map_path', ''))
-    img_suffix, seg_suffix = dataset.get('img_suffix', '.jpg'), dataset.get('seg_map_suffix', '.png')
+    img_suffix = dataset_setting(dataset, 'img_suffix', scope, '.jpg')
+    seg_suffix = dataset_setting(dataset, 'seg_map_suffix', scope, '.png')
     pairs = []
     for folder, _, files in sorted(os.walk(images)):
         for name in sorted(files):
@@ -315,86 +358,115 @@ def seg_pairs(dataset: dict) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_label_maps(split: str, dataset: dict, num_classes: int | None) -> SplitSummary:
-    """Every label map exists, has one channel and its image's size (the
-    values are checked as each map is loaded, :class:`CheckLabelValues`)."""
-    pairs = seg_pairs(dataset)
+def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: str | None) -> SplitSummary:
+    """Every label map exists, can be read, has one channel and its image's
+    size (the values are checked as each map is loaded,
+    :class:`CheckLabelValues`, or by :func:`check_label_values`)."""
+    pairs = seg_pairs(dataset, scope)
     source = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('seg_map_path', ''))
     facts = image_facts([p for pair in pairs for p in pair], source)
+    suffix = dataset_setting(dataset, 'seg_map_suffix', scope, '.png')
     missing = [label for _, label in pairs if label not in facts]
     if missing:
         raise DataError(f'{split}: {len(missing)} images have no label map ({_examples(missing)}); each image '
-                        f'needs one with the same name and the suffix {dataset.get("seg_map_suffix", ".png")!r}.')
-    colour = [label for _, label in pairs if facts[label] is not None and facts[label].mode not in ('L', 'P', 'I;16',
-                                                                                                   'I', '1')]
+                        f'needs one with the same name and the suffix {suffix!r}.')
+    unreadable = [label for _, label in pairs if facts[label] is None]
+    if unreadable:
+        raise DataError(f'{split}: {len(unreadable)} label maps cannot be read as images ({_examples(unreadable)}; '
+                        'truncated, or not an image). Replace them.')
+    colour = [label for _, label in pairs if facts[label].mode not in ('L', 'P', 'I;16', 'I', '1')]
     if colour:
         raise DataError(f'{split}: {len(colour)} label maps have colour channels ({_examples(colour)}, mode '
                         f'{facts[colour[0]].mode}); a label map holds one class index per pixel. Convert colours to '
                         'indices (mmseg\'s dataset converters do it for the public datasets).')
     wrong = [f'{label}: {facts[label].loaded_size[0]}x{facts[label].loaded_size[1]}, image '
              f'{facts[image].loaded_size[0]}x{facts[image].loaded_size[1]}' for image, label in pairs
-             if facts.get(image) and facts.get(label) and facts[image].loaded_size != facts[label].loaded_size]
+             if facts.get(image) and facts[image].loaded_size != facts[label].loaded_size]
     if wrong:
         raise DataError(f'{split}: {len(wrong)} label maps differ in size from their image ({_examples(wrong)}). '
                         'A label map must cover its image pixel for pixel.')
     return SplitSummary(split, source, images=len(pairs), instances=len(pairs), classes=num_classes or 0)
 
 
-def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index: int = 255) -> None:
-    """Decode every label map of the split and refuse values that are
-    neither a class nor the ignore index, as the dataset will read them
-    (``reduce_zero_label`` turns 0 into the ignore index and shifts the rest
-    down by one)."""
-    reduce_zero_label = dataset.get('reduce_zero_label', False)
+def _label_decoder(dataset: dict) -> str:
+    """The image backend the split's LoadAnnotations decodes label maps with
+    (mmseg's default: Pillow, which keeps a palette image's indices)."""
+    for step in dataset.get('pipeline') or []:
+        if isinstance(step, dict) and str(step.get('type', '')).split('.')[-1] == 'LoadAnnotations':
+            return step.get('imdecode_backend', 'pillow')
+    return 'pillow'
+
+
+def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index: int, scope: str | None) -> None:
+    """Decode every label map of the split as mmseg's LoadAnnotations does
+    (``flag='unchanged'``, then 8 bits) and refuse values that are neither
+    a class nor the ignore index once the dataset has read them
+    (``reduce_zero_label``: 0 becomes the ignore index, the rest shift down
+    by one). Values above 255 are refused as such: mmseg would wrap them."""
+    reduce_zero_label = dataset_setting(dataset, 'reduce_zero_label', scope, False)
+    backend = _label_decoder(dataset)
     bad = []
-    for _, label in seg_pairs(dataset):
-        values = np.unique(cv2.imread(label, cv2.IMREAD_UNCHANGED))
-        if reduce_zero_label:
-            values = np.where(values == 0, ignore_index, values - 1)
-            values = np.where(values == 254, ignore_index, values)
+    for _, label in seg_pairs(dataset, scope):
+        with open(label, 'rb') as f:
+            values = mmcv.imfrombytes(f.read(), flag='unchanged', backend=backend)
+        if values is None:
+            raise DataError(f'{split}: label map {label} cannot be read as an image (truncated, or not an image). '
+                            'Replace it.')
+        values = np.unique(values)
+        if values.max(initial=0) > 255:
+            bad.append(f'{label}: {values[values > 255][:5].tolist()} (over 255: mmseg reads 8 bits)')
+            continue
+        values = values.astype(np.uint8)
+        if reduce_zero_label:  # as mmseg's LoadAnnotations, in 8 bits
+            values = np.where(values == 0, 255, values - 1).astype(np.uint8)
+            values[values == 254] = 255
         wrong = values[(values >= num_classes) & (values != ignore_index)]
         if wrong.size:
             bad.append(f'{label}: {wrong[:5].tolist()}')
     if bad:
+        shifted = ' after reduce_zero_label' if reduce_zero_label else ''
         raise DataError(f'{split}: {len(bad)} label maps hold values that are neither a class (0..{num_classes - 1}) '
-                        f'nor the ignore index {ignore_index} ({_examples(bad)}). Fix the maps, or the number of '
-                        'classes in the config.')
+                        f'nor the ignore index {ignore_index}{shifted} ({_examples(bad)}). Fix the maps, or the '
+                        'number of classes in the config.')
 
 
 # --------------------------------------------------------------------------
 # Class folders (mmpretrain's CustomDataset)
 
 
-def class_folders(dataset: dict) -> list[str]:
-    folder = osp.join(dataset.get('data_root') or '', dataset.get('data_prefix') or '')
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith('.'))
-
-
 def check_class_folders(per_split: dict[str, dict], classes) -> list[SplitSummary]:
     """mmpretrain numbers each split's class folders on its own, in sorted
     order: a validation split that lacks a class training has (or has one
-    more) shifts every later label. The class list is the config's, or
-    training's folders."""
+    more) shifts every later label. Every split must hold training's
+    folders; the config's class names, when it gives them, are names for
+    those folders in that order, so only their number must agree (and a
+    list of the folders' own names must be in their order)."""
     folders = {split: class_folders(dataset) for split, dataset in per_split.items()}
-    reference = list(classes) if classes else folders.get('train_dataloader')
+    reference_split = 'train_dataloader' if 'train_dataloader' in folders else next(iter(folders))
+    reference = folders[reference_split]
     summaries = []
     for split, names in folders.items():
-        if reference is not None and names != sorted(reference):
+        where = class_folder_root(per_split[split])
+        if names != reference:
             lacking = sorted(set(reference) - set(names))
             extra = sorted(set(names) - set(reference))
-            where = osp.join(per_split[split].get('data_root') or '', per_split[split].get('data_prefix') or '')
             told = '; '.join(filter(None, (f'it lacks {lacking}' if lacking else '',
                                            f'it has {extra} besides' if extra else '')))
-            raise DataError(f'{split}: the class folders in {where} are not the classes of '
-                            f'{"the config" if classes else "training"} ({told}); mmpretrain numbers each split\'s '
-                            'folders on its own, so labels would not mean the same class. Give every split the same '
-                            'class folders (an empty one for a class without images).')
-        if classes and list(classes) != sorted(classes):
-            raise DataError(f'the config lists its classes {tuple(classes)} in another order than the folders sort '
-                            f'({tuple(sorted(classes))}); mmpretrain numbers them in sorted order.')
-        folder = osp.join(per_split[split].get('data_root') or '', per_split[split].get('data_prefix') or '')
-        images = _count_images(folder, per_split[split].get('extensions', FOLDER_EXTENSIONS))
-        summaries.append(SplitSummary(split, folder, images=images, instances=images, classes=len(names)))
+            raise DataError(f'{split}: the class folders in {where} are not those of {reference_split} ({told}); '
+                            'mmpretrain numbers each split\'s folders on its own, so labels would not mean the same '
+                            'class. Give every split the same class folders (an empty one for a class without '
+                            'images).')
+        images = _count_images(where, per_split[split].get('extensions', FOLDER_EXTENSIONS))
+        summaries.append(SplitSummary(split, where, images=images, instances=images, classes=len(names)))
+    if classes:
+        if len(classes) != len(reference):
+            where = class_folder_root(per_split[reference_split])
+            raise DataError(f'the config names {len(classes)} classes but {where} holds {len(reference)} class '
+                            'folders; mmpretrain labels each folder, in sorted order.')
+        if set(classes) == set(reference) and list(classes) != reference:
+            raise DataError(f'the config lists its classes {tuple(classes)} in another order than their folders sort '
+                            f'({tuple(reference)}); mmpretrain numbers the folders in sorted order, so each name '
+                            'would label another class.')
     return summaries
 
 
@@ -420,11 +492,13 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
     dataset checked. A file shared by splits is read once per kind of use.
     ``label_values``: also decode every label map to check its values (a
     run checks them as it loads each map instead)."""
+    scope = cfg.get('default_scope')
     summaries, seen, folders = [], set(), {}
     for split, dataset in iter_datasets(cfg):
         if split not in splits:
             continue
         kind = _type_name(dataset)
+        prefix = dataset.get('data_prefix') or {}
         if kind == 'CocoDataset' and dataset.get('ann_file'):
             key = (osp.join(dataset.get('data_root') or '', dataset['ann_file']), split == 'train_dataloader')
             if key in seen:
@@ -435,18 +509,17 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
                 from mmdet.datasets import CocoDataset
                 classes = CocoDataset.METAINFO['classes']
             summaries.append(check_coco(split, dataset, classes, options))
-        elif 'seg_map_path' in (dataset.get('data_prefix') or {}) and not dataset.get('ann_file'):
-            key = (repr(sorted(dataset['data_prefix'].items())), dataset.get('data_root'),
-                   split == 'train_dataloader')
+        elif isinstance(prefix, dict) and 'seg_map_path' in prefix and not dataset.get('ann_file'):
+            key = (repr(sorted(prefix.items())), dataset.get('data_root'), split == 'train_dataloader')
             if key in seen:
                 continue
             seen.add(key)
-            summaries.append(check_label_maps(split, dataset, _num_classes(cfg, 'decode_head')))
             head = (cfg.get('model') or {}).get('decode_head') or {}
+            summaries.append(check_label_maps(split, dataset, head.get('num_classes'), scope))
             if label_values and head.get('num_classes'):
-                check_label_values(split, dataset, head['num_classes'], head.get('ignore_index', 255))
+                check_label_values(split, dataset, head['num_classes'], head.get('ignore_index', 255), scope)
         elif kind == 'CustomDataset' and not dataset.get('ann_file') and dataset.get('with_label', True):
-            key = (dataset.get('data_root'), dataset.get('data_prefix'), split == 'train_dataloader')
+            key = (class_folder_root(dataset), split == 'train_dataloader')
             if key not in seen:
                 seen.add(key)
                 folders[split] = dataset
@@ -455,11 +528,6 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
                         if (d.get('metainfo') or {}).get('classes')), None)
         summaries += check_class_folders(folders, classes)
     return summaries
-
-
-def _num_classes(cfg, head: str) -> int | None:
-    part = (cfg.get('model') or {}).get(head)
-    return part.get('num_classes') if isinstance(part, dict) else None
 
 
 def format_summary(summaries: list[SplitSummary]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
 import inspect
 import os
 import os.path as osp
@@ -57,8 +58,9 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     except FileNotFoundError as err:  # a _base_ or a file it reads that is not there
         raise InputNotFoundError(f'{path}: {err}') from err
     if cfg_options:
-        check_option_keys(cfg, cfg_options, path)
+        new_keys = new_option_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
+        check_option_keys(cfg, new_keys, path)
     check_top_level_keys(cfg, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -95,10 +97,10 @@ def fill_classes_from_folders(cfg: Config) -> None:
     dataset = loader.get('dataset') or {}
     if not isinstance(head, dict) or head.get('num_classes', 0) is not None or dataset.get('type') != 'CustomDataset':
         return
-    folder = osp.join(dataset.get('data_root') or '', dataset.get('data_prefix') or '')
+    folder = class_folder_root(dataset)
     if not osp.isdir(folder):
         return  # check_data names the missing folder when the data is needed
-    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    classes = class_folders(dataset)
     if not classes:
         raise DataNotFoundError(f'{folder} holds no class folders; expected {folder}/<class>/<image>.')
     head['num_classes'] = len(classes)
@@ -131,6 +133,39 @@ def iter_datasets(cfg):
                     stack.append(inner)
                 else:
                     yield name, dataset
+
+
+def class_folder_root(dataset: dict) -> str:
+    """The folder holding one subfolder per class of an mmpretrain
+    CustomDataset (``data_prefix`` is a path, or a dict with ``img_path``)."""
+    prefix = dataset.get('data_prefix') or ''
+    if isinstance(prefix, dict):
+        prefix = prefix.get('img_path') or ''
+    return osp.join(dataset.get('data_root') or '', prefix)
+
+
+def class_folders(dataset: dict) -> list[str]:
+    """The class folders of a CustomDataset in the order mmpretrain numbers
+    them: sorted, hidden ones included (its find_folders lists every folder)."""
+    return sorted(entry.name for entry in os.scandir(class_folder_root(dataset)) if entry.is_dir())
+
+
+def dataset_setting(dataset: dict, key: str, scope: str | None, fallback=None):
+    """``key`` of a dataset as its class will use it: the config's value,
+    else the default of the registered class (ADE20KDataset reduces label
+    zero, CityscapesDataset has its own file suffixes), else ``fallback``."""
+    if key in dataset:
+        return dataset[key]
+    kind = dataset.get('type')
+    kind = registered_type(kind, scope) if isinstance(kind, str) else kind
+    for owner in (kind.__mro__ if inspect.isclass(kind) else ()):
+        try:
+            parameter = inspect.signature(owner.__init__).parameters.get(key)
+        except (TypeError, ValueError):
+            continue
+        if parameter is not None and parameter.default is not parameter.empty:
+            return parameter.default
+    return fallback
 
 
 def evaluators(cfg: Config):
@@ -176,13 +211,20 @@ def _accepted_keywords(kind) -> set[str] | None:
     return None
 
 
-def _registered(type_name: str, scope: str | None):
-    """The class or function a ``type`` names, looked up in mmengine's
-    registries from the config's scope."""
-    import mmengine.registry as registries
-    from mmengine.registry import DefaultScope, Registry
-    with DefaultScope.overwrite_default_scope(scope):
-        for registry in vars(registries).values():
+def registered_type(type_name: str, scope: str | None):
+    """The class or function a ``type`` names, looked up as a build from the
+    config's scope would: in the scope's registries (``mmdet.registry``'s
+    MODELS, HOOKS, ...), which fall back to mmengine's, then in mmengine's."""
+    import mmengine.registry
+    from mmengine.registry import Registry
+    modules = [mmengine.registry]
+    if scope:
+        try:
+            modules.insert(0, importlib.import_module(f'{scope}.registry'))
+        except ImportError:
+            pass  # an unknown scope: mmengine's registries alone, as mmengine then builds
+    for module in modules:
+        for registry in vars(module).values():
             if isinstance(registry, Registry):
                 found = registry.get(type_name)
                 if found is not None:
@@ -190,12 +232,17 @@ def _registered(type_name: str, scope: str | None):
     return None
 
 
-def check_option_keys(cfg, options: dict, source: str) -> None:
-    """Refuse a --cfg-options key that adds an option no one reads: one that
-    the ``type`` of its dict does not take (a hook, optimizer, dataset or
-    model), or, in a dict without a type, a near miss of a key it has.
-    mmengine would keep it silently, or fail only when the part is built
-    (after a whole epoch, for an evaluator)."""
+# Keys that the code building a part pops before calling its type, so no
+# signature lists them: mmengine's _delete_ (merge), priority (hooks),
+# constructor and paramwise_cfg (optimizer wrappers), _scope_ (registries).
+BUILDER_KEYS = frozenset({'_delete_', '_scope_', 'type', 'priority', 'constructor', 'paramwise_cfg'})
+
+
+def new_option_keys(cfg, options: dict) -> list[tuple[str, int]]:
+    """The --cfg-options keys that add a key to a dict of ``cfg`` (not a
+    top level key: check_top_level_keys judges those; nor a list item,
+    which mmengine lets grow), each with the depth of the new part."""
+    new = []
     for key in options:
         node, parts = cfg, key.split('.')
         for depth, part in enumerate(parts):
@@ -204,14 +251,33 @@ def check_option_keys(cfg, options: dict, source: str) -> None:
             elif isinstance(node, (dict, Config)) and part in node:
                 node = node[part]
             else:
-                # A new top-level key is check_top_level_keys' to judge; a list may grow as mmengine allows.
                 if depth > 0 and isinstance(node, dict):
-                    _refuse_new_key(node, part, '.'.join(parts[:depth]), key, cfg.get('default_scope'), source)
+                    new.append((key, depth))
                 break
+    return new
+
+
+def check_option_keys(merged, new_keys: list[tuple[str, int]], source: str) -> None:
+    """Refuse a --cfg-options key that adds an option no one reads: one that
+    the ``type`` of its dict does not take (a hook, optimizer, dataset or
+    model), or, in a dict without a type, a near miss of a key it has.
+    mmengine would keep it silently, or fail only when the part is built
+    (after a whole epoch, for an evaluator). ``merged`` is the config with
+    the options applied, so that a type changed in the same command is the
+    one that judges; ``new_keys`` is :func:`new_option_keys` of the config
+    before."""
+    for key, depth in new_keys:
+        parts = key.split('.')
+        parent = merged
+        for part in parts[:depth]:
+            parent = parent[int(part)] if isinstance(parent, (list, tuple)) else parent[part]
+        _refuse_new_key(parent, parts[depth], '.'.join(parts[:depth]), key, merged.get('default_scope'), source)
 
 
 def _refuse_new_key(parent: dict, new: str, where: str, key: str, scope: str | None, source: str) -> None:
-    kind = _registered(parent['type'], scope) if isinstance(parent.get('type'), str) else None
+    if new in BUILDER_KEYS:
+        return
+    kind = registered_type(parent['type'], scope) if isinstance(parent.get('type'), str) else None
     if kind is not None:
         accepted = _accepted_keywords(kind)
         if accepted is None or new in accepted:
@@ -219,7 +285,7 @@ def _refuse_new_key(parent: dict, new: str, where: str, key: str, scope: str | N
         close = difflib.get_close_matches(new, sorted(accepted), n=1, cutoff=0.6)
         hint = f'; did you mean {close[0]!r}?' if close else f'; it takes {", ".join(sorted(accepted))}.'
         raise ConfigError(f'{source}: --cfg-options {key}: {parent["type"]} ({where}) has no option {new!r}{hint}')
-    close = difflib.get_close_matches(new, [k for k in parent if isinstance(k, str)], n=1, cutoff=0.8)
+    close = difflib.get_close_matches(new, [k for k in parent if isinstance(k, str) and k != new], n=1, cutoff=0.8)
     if close:
         raise ConfigError(f'{source}: --cfg-options {key}: {where} has no key {new!r}; did you mean {close[0]!r}? '
                           'A new key there would be ignored.')

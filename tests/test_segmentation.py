@@ -204,10 +204,17 @@ def test_infer_writes_blended_pictures_and_label_maps(demo_run, synthetic, tmp_p
     from efficientvit_dense.engine.inference import infer
     work_dir, _ = demo_run
     cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'infer'))
-    written = infer(cfg, str(work_dir / 'iter_2.pth'), [str(synthetic / 'val')], str(tmp_path / 'out'))
+    checkpoint = str(work_dir / 'iter_2.pth')
+    written = infer(cfg, checkpoint, [str(synthetic / 'val')], str(tmp_path / 'out'))
     assert len(written) == 4 and all(osp.getsize(p) > 0 for p in written)
     label_maps = sorted(glob.glob(str(tmp_path / 'out' / 'pred' / '*.png')))
     images = sorted(glob.glob(str(synthetic / 'val' / '*')))
     assert [osp.basename(p) for p in label_maps] == [osp.splitext(osp.basename(p))[0] + '.png' for p in images]
+    # Two folders in one run (mmseg's count goes on from the first): each map still lands under its image's name.
+    infer(cfg, checkpoint, [str(synthetic / 'train'), str(synthetic / 'val')], str(tmp_path / 'two'))
+    assert len(glob.glob(str(tmp_path / 'two' / 'pred' / 'train' / '*.png'))) == 4
+    for path in label_maps:
+        with open(path, 'rb') as one, open(tmp_path / 'two' / 'pred' / 'val' / osp.basename(path), 'rb') as two:
+            assert one.read() == two.read()
     labels = cv2.imread(label_maps[0], cv2.IMREAD_UNCHANGED)
     assert labels.shape == (96, 96) and labels.max() < 7

@@ -144,6 +144,12 @@ def crash_safe_hooks(cfg) -> None:
 _held_locks: dict = {}
 
 
+def launch_rank() -> int:
+    """This process's rank as the launcher set it (torchrun, Slurm), before
+    any process group exists; 0 when not distributed."""
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')))
+
+
 def hold_work_dir(cfg, request=None) -> None:
     """Hold an exclusive lock on ``cfg.work_dir`` until :func:`release_work_dir`
     or the end of the process, so that a second run started on the same
@@ -151,7 +157,7 @@ def hold_work_dir(cfg, request=None) -> None:
     of overwriting this one's checkpoints. The operating system drops the
     lock when the process dies, so a killed run never leaves it behind. In
     distributed training rank 0 holds it."""
-    if int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))) != 0:
+    if launch_rank() != 0:
         return
     path = osp.join(osp.abspath(cfg.work_dir), LOCK)
     if path in _held_locks:

@@ -13,22 +13,28 @@ from __future__ import annotations
 import contextlib
 import os
 import os.path as osp
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
-from .annotation_checks import format_summary
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, release_work_dir
+from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, launch_rank, release_work_dir
 from .config import DATALOADERS, config_errors
-from .data_checks import check_images_while_loading, check_inputs, check_label_values_while_loading
+from .data_checks import (
+    BackgroundChecks,
+    DataChecksHook,
+    check_data,
+    check_images_while_loading,
+    check_inputs,
+    check_label_values_while_loading,
+    data_check_options,
+)
 
 
 @dataclass
@@ -41,7 +47,7 @@ class Request:
     checkpoint: str | None = None  # test: the weights to evaluate
     out: str | None = None  # test: dump the raw predictions here
     show_dir: str | None = None  # test: draw the predictions here
-    summaries: list = field(default_factory=list)  # what the data checks found, per split
+    checks: BackgroundChecks | None = None  # train: the annotation checks, running meanwhile
 
 
 # --------------------------------------------------------------------------
@@ -130,10 +136,21 @@ def dumped_predictions(cfg: Config, request: Request) -> None:
 
 Step = Callable[[Config, Request], None]
 
+def checked_training_data(cfg: Config, request: Request) -> None:
+    """The data paths at once; what the annotations hold while mmengine
+    builds the run (:class:`BackgroundChecks`, joined before the first
+    iteration by :class:`DataChecksHook`). In distributed training rank 0
+    checks: every rank would parse the same files again."""
+    splits = ('train_dataloader', 'val_dataloader')
+    check_data(cfg, splits)
+    options = data_check_options(cfg)
+    if launch_rank() == 0:
+        request.checks = BackgroundChecks(cfg, splits, options)
+
+
 TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
     ('one run at a time in a work dir', hold_work_dir),  # first: a second run stops before any slow check
-    ('the data exist and read as the config says',
-     lambda cfg, request: request.summaries.extend(check_inputs(cfg, ('train_dataloader', 'val_dataloader')))),
+    ('the data exist and read as the config says', checked_training_data),
     ('an earlier run is resumed, never overwritten', choose_resume),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
@@ -142,8 +159,7 @@ TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
     ('checkpoints written whole, old ones removed last', crash_safe_checkpoints),
 )
 TEST_STEPS: tuple[tuple[str, Step], ...] = (
-    ('the data exist and read as the config says',
-     lambda cfg, request: request.summaries.extend(check_inputs(cfg, ('test_dataloader',)))),
+    ('the data exist and read as the config says', lambda cfg, request: check_inputs(cfg, ('test_dataloader',))),
     ('the checkpoint to evaluate', checkpoint_to_evaluate),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
@@ -195,16 +211,23 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
           launcher: str = 'none') -> Runner:
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path."""
+    request = Request(launcher, resume, amp, auto_scale_lr)
     try:
-        request = Request(launcher, resume, amp, auto_scale_lr)
         prepare(cfg, request, TRAIN_STEPS)
         runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
-        if request.summaries:
-            print_log('The data, as this run reads it:\n' + format_summary(request.summaries), logger='current')
+        if request.checks is not None:
+            runner.register_hook(DataChecksHook(request.checks))
         with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
                 missing_files_named():
-            runner.train()
+            try:
+                runner.train()
+            except Exception:
+                if request.checks is not None:  # bad data can stop mmdet before the checks report: they say why
+                    request.checks.result()
+                raise
     finally:
+        if request.checks is not None:
+            request.checks.stop()
         release_work_dir(cfg.work_dir)
     return runner
 

@@ -1,0 +1,34 @@
+"""Time what the data checks add to a training start on a dataset of COCO
+train2017's size (118,287 images, 860,068 boxes): generates it under DATA
+(the images are hard links to a few JPEGs; about 1 minute, 220 MB), then
+starts tools/train.py with the COCO RetinaNet-M4 config twice and prints
+the seconds to training: with nothing remembered, and once the files have
+passed. The figures in docs/reliability.md come from it.
+
+    python tools/time_data_checks.py /tmp/coco_sized
+"""
+import os.path as osp
+
+import efficientvit_dense  # noqa: F401  (shims and registrations)
+from efficientvit_dense import cli
+from efficientvit_dense.apps.check_cost import COCO_TRAIN2017, make_coco_sized, time_starts
+
+
+def main(argv=None):
+    parser = cli.parser_for(__doc__)
+    parser.add_argument('data', help='folder for the generated dataset (reused once complete)')
+    parser.add_argument('--images', type=int, default=COCO_TRAIN2017['images'])
+    parser.add_argument('--boxes', type=int, default=COCO_TRAIN2017['boxes'])
+    args = cli.parse(parser, argv)
+
+    def run():
+        if not osp.isfile(osp.join(args.data, 'annotations', 'instances_val2017.json')):  # written last
+            make_coco_sized(args.data, args.images, args.boxes)
+        for name, seconds in time_starts(args.data).items():
+            print(f'{name}: {seconds:.1f} s to training')
+
+    cli.run(run)
+
+
+if __name__ == '__main__':
+    main()

@@ -12,7 +12,9 @@ Two switches, top level of a config (defaults shown)::
     )
 
 Validation and test never skip: a metric over a silently smaller split is
-not the split's metric.
+not the split's metric. A training run checks the annotations alongside its
+own start (:class:`BackgroundChecks`, :class:`DataChecksHook`); evaluation
+and tools/check_dataset.py check them first.
 """
 from __future__ import annotations
 

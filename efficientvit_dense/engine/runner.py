@@ -136,27 +136,29 @@ def dumped_predictions(cfg: Config, request: Request) -> None:
 
 Step = Callable[[Config, Request], None]
 
-def checked_training_data(cfg: Config, request: Request) -> None:
-    """The data paths at once; what the annotations hold while mmengine
-    builds the run (:class:`BackgroundChecks`, joined before the first
-    iteration by :class:`DataChecksHook`). In distributed training rank 0
-    checks: every rank would parse the same files again."""
-    splits = ('train_dataloader', 'val_dataloader')
-    check_data(cfg, splits)
+TRAINING_SPLITS = ('train_dataloader', 'val_dataloader')
+
+
+def annotations_checked_meanwhile(cfg: Config, request: Request) -> None:
+    """What the annotations hold is checked while mmengine builds the run
+    (:class:`BackgroundChecks`, joined before the first iteration by
+    :class:`DataChecksHook`). In distributed training rank 0 checks: every
+    rank would parse the same files again."""
     options = data_check_options(cfg)
     if launch_rank() == 0:
-        request.checks = BackgroundChecks(cfg, splits, options)
+        request.checks = BackgroundChecks(cfg, TRAINING_SPLITS, options)
 
 
 TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
-    ('one run at a time in a work dir', hold_work_dir),  # first: a second run stops before any slow check
-    ('the data exist and read as the config says', checked_training_data),
+    ('the data paths exist', lambda cfg, request: check_data(cfg, TRAINING_SPLITS)),  # before anything is made
+    ('one run at a time in a work dir', hold_work_dir),  # before the slow checks: a second run stops at once
     ('an earlier run is resumed, never overwritten', choose_resume),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
     ('mixed precision (--amp)', mixed_precision),
     ('learning rate scaled to the batch (--auto-scale-lr)', scaled_learning_rate),
     ('checkpoints written whole, old ones removed last', crash_safe_checkpoints),
+    ('the annotations hold what the run will read', annotations_checked_meanwhile),  # last: it forks
 )
 TEST_STEPS: tuple[tuple[str, Step], ...] = (
     ('the data exist and read as the config says', lambda cfg, request: check_inputs(cfg, ('test_dataloader',))),

@@ -9,12 +9,13 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from helpers import TINY_SPEC, edit_annotations, run_tool
+from helpers import DETECTION_TINY_RUN, TINY_SPEC, edit_annotations, run_tool
 from PIL import Image
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.engine.config import iter_datasets, load_config
 from efficientvit_dense.engine.data_checks import check_inputs
+from efficientvit_dense.engine.runner import train
 from efficientvit_dense.errors import ConfigError, DataError
 
 DETECTION, SEGMENTATION, CLASSIFICATION = (DEMOS[task].config for task in
@@ -280,3 +281,12 @@ def test_options_are_judged_by_the_type_they_end_with_and_toolbox_types_are_know
     # mmdet's own types live in mmdet's registries, below mmengine's: found there and judged.
     with pytest.raises(ConfigError, match=r"RetinaHead \(model.bbox_head\) has no option 'depth'"):
         load('model.bbox_head.depth=3')
+
+
+def test_training_stops_before_its_first_iteration_at_a_fault_mmdet_would_train_on(data, tmp_path):
+    edit_annotations(data, 'train', lambda coco: coco['images'][1].update(id=coco['images'][0]['id']))
+    cfg = load_config(DETECTION, dict(DETECTION_TINY_RUN), work_dir=str(tmp_path / 'run'), data_root=str(data))
+    with pytest.raises(DataError, match='1 images repeat an id another image has'):
+        train(cfg)  # mmdet merges the two images and would train; the checks, running meanwhile, stop it
+    assert not list((tmp_path / 'run').glob('*/vis_data/scalars.json'))  # not one iteration logged
+    assert not list((tmp_path / 'run').glob('*.pth'))

@@ -15,13 +15,10 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models import ARCH_SETTINGS, EfficientViT
+from ..models.arch import IMAGENET_224_WINDOWS
 from ..models.weights import load_state_into, native_to_official, official_to_native
 from .benchmark import ForwardFeatures
 from .timing import images_per_second
-
-# timm's ImageNet models clamp each window to the stage size: at 224 the
-# stage maps are 14, 7 and 4, so their windows are 7, 7 and 4.
-IMAGENET_224_WINDOWS = (7, 7, 4)
 
 
 def imagenet_classifier(arch: str, distillation: bool = False) -> dict:

@@ -21,6 +21,9 @@ ARCH_SETTINGS: dict[str, dict] = {
 KEY_DIM = 16
 STEM_STRIDE = 16
 MIN_INPUT_SIZE = 32  # the stride-64 map must be at least 1x1 after the stride-32 one
+# timm's ImageNet models clamp each window to the stage size: at 224 the
+# stage maps are 14, 7 and 4, so their windows are 7, 7 and 4.
+IMAGENET_224_WINDOWS = (7, 7, 4)
 
 
 def resolve_arch(arch: str | dict) -> dict:

@@ -329,6 +329,45 @@ class EfficientViT(BaseModule):
     def out_strides(self) -> tuple[int, ...]:
         return tuple(STEM_STRIDE * 2 ** i for i in self.out_indices)
 
+    @property
+    def feature_info(self) -> list[dict]:
+        """Each stage's output as timm describes it (``num_chs``,
+        ``reduction``, ``module``), equal to timm's ``efficientvit_m*``."""
+        return [dict(num_chs=dim, reduction=STEM_STRIDE * 2 ** i, module=f'stages.{i}')
+                for i, dim in enumerate(self.embed_dims)]
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False):
+        """timm's way to take chosen stages, whatever ``out_indices`` says:
+        ``indices`` None for all, an int for the last n, or stage numbers
+        (negative from the end). Returns the stages' outputs, and first the
+        last stage's output unless ``intermediates_only``. There is no final
+        norm (``norm`` is accepted and does nothing, as in timm's)."""
+        if output_fmt != 'NCHW':
+            raise ConfigError(f'forward_intermediates gives NCHW maps only, not {output_fmt!r}.')
+        stages = len(self.stages)
+        if indices is None:
+            indices = stages
+        if isinstance(indices, int):
+            if not 0 < indices <= stages:
+                raise ConfigError(f'forward_intermediates: the last {indices} stages of {stages} do not exist.')
+            take = list(range(stages - indices, stages))
+        else:
+            take = [i % stages if -stages <= i < stages else None for i in indices]
+            if None in take:
+                raise ConfigError(f'forward_intermediates: stage numbers {list(indices)} out of range for '
+                                  f'{stages} stages.')
+        last = max(take) if stop_early else stages - 1
+        self._check_input_size(x)
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last) if self.deployed else x)
+        intermediates = []
+        for i, stage in enumerate(self.stages[:last + 1]):
+            x = stage(x, with_cp=self.with_cp and self.training)
+            if i in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
     def init_weights(self):
         cfg = self.init_cfg
         if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
@@ -344,11 +383,14 @@ class EfficientViT(BaseModule):
             load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _check_input_size(self, x: torch.Tensor) -> None:
         H, W = x.shape[-2:]
         if H < MIN_INPUT_SIZE or W < MIN_INPUT_SIZE:
             raise DataError(f'EfficientViT needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} '
                             f'pixels (its coarsest map has stride 64); got {H}x{W}.')
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self._check_input_size(x)
         if self.deployed:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.patch_embed(x)

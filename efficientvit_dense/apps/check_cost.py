@@ -6,6 +6,8 @@ before. Only the annotations are real-sized: every image is a hard link to
 one of a few 640x480 JPEGs."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import os.path as osp
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -91,6 +94,30 @@ def seconds_to_training(data_root: str, work_dir: str, cache_dir: str, timeout: 
         process.kill()
         process.wait()
     raise RuntimeError('tools/train.py ended before training began:\n' + ''.join(output[-20:]))
+
+
+def time_checks(data_root: str) -> dict[str, float]:
+    """Seconds, in this process, of the training split's checks on a first
+    pass and once remembered, and of mmdet's own CocoDataset build of the
+    same split (what the checks overlap in a training run)."""
+    from mmdet.registry import DATASETS
+    from mmengine.registry import DefaultScope
+
+    from ..engine.config import load_config
+    from ..engine.data_checks import check_inputs
+    cfg = load_config(CONFIG, {'train_dataloader.dataset.metainfo.classes': CLASSES}, data_root=data_root)
+    times = {}
+    with tempfile.TemporaryDirectory(prefix='check-cost-') as cache, mock.patch.dict(os.environ,
+                                                                                       EVD_CACHE_DIR=cache):
+        for name in ('checks, first pass', 'checks, remembered'):
+            start = time.perf_counter()
+            check_inputs(cfg, ('train_dataloader',))
+            times[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    with DefaultScope.overwrite_default_scope('mmdet'), contextlib.redirect_stdout(io.StringIO()):  # pycocotools'
+        DATASETS.build(cfg.train_dataloader.dataset).full_init()
+    times["mmdet's CocoDataset build"] = time.perf_counter() - start
+    return times
 
 
 def time_starts(data_root: str) -> dict[str, float]:

@@ -407,8 +407,7 @@ def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index
     backend = _label_decoder(dataset)
     bad = []
     for _, label in seg_pairs(dataset, scope):
-        with open(label, 'rb') as f:
-            values = mmcv.imfrombytes(f.read(), flag='unchanged', backend=backend)
+        values = mmcv.imread(label, flag='unchanged', backend=backend)
         if values is None:
             raise DataError(f'{split}: label map {label} cannot be read as an image (truncated, or not an image). '
                             'Replace it.')

@@ -200,8 +200,8 @@ def check_label_values_while_loading(cfg, dataloaders: dict) -> None:
 class BackgroundChecks:
     """The annotation checks of a training run (:func:`check_splits`), in a
     forked process that works while mmengine builds the run: mmdet parses
-    the same COCO file meanwhile (35 s for one of train2017's size on a
-    2-core EPYC, longer than the checks' first, uncached pass), so on a
+    the same COCO file meanwhile (longer than the checks' first pass on a
+    train2017-sized file: docs/reliability.md, tools/time_data_checks.py), so on a
     machine with a core to spare they add nothing to the time before the
     first iteration. :meth:`result` waits for them and raises what they
     found."""

@@ -92,8 +92,8 @@ PARALLEL_FROM = 2000  # files; below this, starting worker processes costs more 
 
 def _read_all(paths: list[str]) -> list[ImageFacts | None]:
     """:func:`_read` of every path, for a long list on every core but one
-    (a first check of COCO's 118k images: 13 s on one core of a 2-core
-    EPYC), which stays with the training run starting meanwhile
+    (COCO train2017 has 118k images), which stays with the training run
+    starting meanwhile
     (data_checks.BackgroundChecks). The workers are forked, as the data
     loaders' are, and only parse headers."""
     workers = min(len(os.sched_getaffinity(0)) - 1, 16)

@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import runpy
 import shutil
 
 import pytest
@@ -209,3 +210,17 @@ def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_p
     for _, top in predictions:
         assert len(top) == 3 and {name for name, _ in top} <= set(CLASSES)
         assert [score for _, score in top] == sorted((score for _, score in top), reverse=True)
+
+
+def test_the_int8_export_calibrates_on_the_training_crops_and_checks_itself(synthetic, tmp_path, capsys):
+    main = runpy.run_path(osp.join(REPO, 'tools', 'export_onnx.py'))['main']
+    out = tmp_path / 'cls_int8.onnx'
+    main([osp.join(REPO, 'configs', 'demo', 'cls_efficientvit_m0_synthetic.py'), '--shape', '96', '--precision',
+          'int8', '--calibration-images', '4', '--data-root', str(synthetic), '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert 'int8' in printed and 'max |difference| / max |PyTorch output| = ' in printed and out.stat().st_size > 0
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops  # what ONNX Runtime runs as int8 kernels
+    with pytest.raises(SystemExit, match='int8 calibrates on the training images of a config'):
+        main(['m0', '--precision', 'int8', '--out', str(tmp_path / 'm0.onnx')])

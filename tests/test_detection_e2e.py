@@ -1,4 +1,5 @@
 """A tiny train-then-test run of the demo config on generated data."""
+import copy
 import glob
 import json
 import os.path as osp
@@ -7,6 +8,7 @@ import pickle
 import pytest
 import torch
 from helpers import DETECTION_TINY_RUN, TINY_SPEC
+from mmdet.structures.bbox import bbox_overlaps
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import generate
@@ -15,6 +17,7 @@ from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.inference import infer
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
+from efficientvit_dense.models import deploy
 
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 
@@ -93,3 +96,41 @@ def test_an_existing_predictions_file_is_never_overwritten(trained):
     with pytest.raises(FileExistsError, match='mine.pkl already exists'):
         evaluate(_cfg(tmp, 'eval2'), str(tmp / 'run' / 'iter_2.pth'), out=str(tmp / 'mine.pkl'))
     assert (tmp / 'mine.pkl').read_bytes() == b'a user file'
+
+
+@torch.no_grad()
+# Two iterations leave thousands of anchors at near-equal scores, where int8's rounding picks other
+# neighbours than float32 did: its best boxes are matched at a lower overlap.
+@pytest.mark.parametrize('precision, tolerance, overlap', [('bfloat16', 0.02, 0.9), ('int8', 0.05, 0.5)])
+def test_a_detector_in_low_precision_keeps_its_detections_after_nms(trained, precision, tolerance, overlap):
+    from efficientvit_dense.analysis.precision import to_precision
+    tmp, runner = trained
+    batch = next(iter(runner.test_dataloader))
+    model = copy.deepcopy(runner.model).eval()
+    reference = deploy(copy.deepcopy(model)).test_step(batch)
+    low = to_precision(model, precision, runner.cfg, calibration_images=4)
+    for ours, theirs in zip(low.test_step(batch), reference):
+        ours, theirs = ours.pred_instances, theirs.pred_instances
+        assert len(theirs.scores) > 0 and ours.bboxes.dtype == torch.float32
+        # Rounding reorders near-equal scores: compare the ranked scores, and each of the best boxes
+        # with its nearest counterpart.
+        top = min(len(theirs.scores), len(ours.scores), 20)
+        assert (ours.scores[:top] - theirs.scores[:top]).abs().max() < tolerance
+        assert bbox_overlaps(theirs.bboxes[:5], ours.bboxes).max(dim=1).values.min() > overlap
+
+
+def test_the_cost_of_each_precision_is_measured_and_reported(trained):
+    from efficientvit_dense.analysis.report import collect, to_markdown
+    from efficientvit_dense.apps.precision_cost import format_cost, precision_cost
+    tmp, _ = trained
+    records = precision_cost(DEMOS['detection'].config, str(tmp / 'run' / 'iter_2.pth'), str(tmp / 'precisions'),
+                             cfg_options=dict(DETECTION_TINY_RUN), data_root=str(tmp / 'data'),
+                             calibration_images=4, warmup=0, repeats=1)
+    assert [r['precision'] for r in records] == ['float32', 'bfloat16', 'int8']
+    assert all(r['metric'] == 'box AP' and r['images_per_s'] > 0 and r['isa'] is not None for r in records)
+    assert abs(records[1]['value'] - records[0]['value']) <= 100 * 0.02  # near-random weights: a loose bound
+    table = format_cost(records)
+    assert 'bfloat16' in table and 'int8' in table and 'float32 stays in' in table
+    rows = collect([str(tmp / 'precisions')])
+    assert [row['name'] for row in rows] == [f'precisions ({p})' for p in ('float32', 'bfloat16', 'int8')]
+    assert '| deploy+int8 | int8 |' in to_markdown(rows)

@@ -125,7 +125,7 @@ def test_compare_timm_prints_equal_outputs_and_the_three_speeds(capsys):
 def test_the_export_tool_prints_the_difference(tmp_path, capsys):
     main = runpy.run_path(os.path.join(REPO, 'tools', 'export_onnx.py'))['main']
     main(['m0', '--shape', '64', '--out', str(tmp_path / 'm0.onnx')])
-    assert 'ONNX Runtime vs PyTorch on a batch of 2: max |difference| = ' in capsys.readouterr().out
+    assert 'ONNX Runtime vs PyTorch float32 on 2 images: max |difference| = ' in capsys.readouterr().out
 
 
 def _fake_run(root, name, metric_line, speed):
@@ -149,7 +149,8 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
     main = runpy.run_path(os.path.join(REPO, 'tools', 'report.py'))['main']
     main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
     table = (tmp_path / 'report.md').read_text()
-    assert '| retinanet_m4 | box AP 32.70 | 2.5 | 1 | 800x1333 | cpu: X | 2 | deploy | predict path |' in table
+    assert ('| retinanet_m4 | box AP 32.70 | 2.5 | 1 | 800x1333 | cpu: X | 2 | deploy | float32 | predict path |'
+            in table)
     assert '| retinanet_r50 | box AP 36.50 | 1.7 † |' in table and 'other settings' in table  # 16 threads
     assert '| fpn_m4 | mIoU 38.20 | not measured |' in table
     assert '| mask_rcnn_m4 | mask AP 31.00 | not measured |' in table  # a Mask R-CNN's headline metric

@@ -4,10 +4,12 @@ warm-up, with the device, threads and versions recorded. Targets: an arch
 (m0..m5: this project's backbone), timm:NAME or torchvision:NAME (their
 backbone part, random weights), or a config file (the inferencer's
 preprocessing, then normalisation, forward and post-processing such as NMS).
-Modes combine: deploy, channels_last, compile, fp16/bf16 (GPU), onnxruntime.
+Modes combine: deploy, channels_last, compile, a precision (bf16; int8 with deploy; fp16 on GPUs),
+onnxruntime.
 
     python tools/benchmark.py m4 --modes deploy --against timm:efficientvit_m4
     python tools/benchmark.py m5 --modes deploy --against torchvision:mobilenet_v3_large
+    python tools/benchmark.py m4 --modes deploy bf16 --against timm:efficientvit_m4 timm:efficientvit_m4@bf16
     python tools/benchmark.py configs/retinanet_efficientvit_m4_coco.py --shape 800 1333 --batch-size 1 \\
         --modes deploy --against mmdet::retinanet/retinanet_r50_fpn_1x_coco.py
 
@@ -22,7 +24,7 @@ import torch
 
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.benchmark import MODE_HELP, benchmark_together, timed_target
+from efficientvit_dense.analysis.benchmark import MODE_HELP, benchmark_together, precision_notes, timed_target
 from efficientvit_dense.analysis.records import format_table, save_records
 
 
@@ -30,10 +32,12 @@ def main(argv=None):
     parser = cli.parser_for(__doc__)
     parser.add_argument('model', help='m0..m5, timm:NAME, torchvision:NAME or a config file')
     parser.add_argument('--against', nargs='+', default=[], help='peers timed in the same run (eager unless '
-                        '--peer-modes); the table gives each ratio to the first model')
+                        '--peer-modes, or modes of its own: PEER@deploy+bf16); the table gives each ratio to the '
+                        'first model')
     parser.add_argument('--modes', nargs='+', default=[], choices=sorted(MODE_HELP),
                         help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
-    parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP))
+    parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP),
+                        help='modes for every peer without its own (PEER@MODE+MODE, e.g. timm:efficientvit_m4@bf16)')
     parser.add_argument('--checkpoint', help="a config's trained weights (default: random)")
     cli.add_cfg_options(parser, "override the first model's config")
     cli.add_shape(parser)
@@ -53,7 +57,11 @@ def main(argv=None):
         os.makedirs(args.work_dir, exist_ok=True)
         targets = [timed_target(args.model, modes=args.modes, checkpoint=args.checkpoint,
                                 cfg_options=args.cfg_options, **common)]
-        targets += [timed_target(peer, modes=args.peer_modes, **common) for peer in args.against]
+        for peer in args.against:
+            spec, own, modes = peer.partition('@')
+            targets.append(timed_target(spec, modes=modes.split('+') if own else args.peer_modes, **common))
+        for note in dict.fromkeys(n for t in targets for n in precision_notes(t['record']['modes'], args.device)):
+            print(note)
         records = benchmark_together(targets, args.batch_size, args.device, args.warmup, args.repeats)
         print(format_table(records))
         print(f'saved {save_records(records, args.work_dir)}')

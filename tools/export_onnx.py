@@ -9,6 +9,14 @@ difference to PyTorch.
 The graph takes the normalised image batch and returns raw tensors (a
 backbone's maps, logits, a detector's per-level class scores and box deltas);
 anchors, decoding and NMS stay in Python. One input size; dynamic batch.
+--precision int8 writes ONNX Runtime's static QDQ quantisation of it,
+calibrated on the first images of the config's training split (resized to
+--shape); the check then gives the difference relative to the largest
+output. bfloat16 has no ONNX Runtime CPU kernels: deploy it in PyTorch
+(tools/benchmark.py --modes deploy bf16, tools/test.py --precision bfloat16).
+
+    python tools/export_onnx.py configs/demo/cls_efficientvit_m0_synthetic.py --checkpoint CKPT --shape 96 \
+        --precision int8 --out work_dirs/onnx/cls_m0_int8.onnx
 """
 import os.path as osp
 
@@ -19,8 +27,11 @@ from efficientvit_dense import cli
 from efficientvit_dense.analysis.benchmark import build_backbone
 from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import export_onnx, max_difference_to_pytorch
+from efficientvit_dense.analysis.precision import CALIBRATION_IMAGES, calibration_batches
+from efficientvit_dense.analysis.quantize import export_onnx_int8
 from efficientvit_dense.engine.checkpoint_fit import load_checked
 from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.errors import UnsupportedError
 from efficientvit_dense.models import deploy
 
 
@@ -30,25 +41,42 @@ def main(argv=None):
     parser.add_argument('--checkpoint', help="the config's trained weights (default: random)")
     cli.add_shape(parser)
     cli.add_cfg_options(parser, "override the config's entries: key=value")
+    parser.add_argument('--data-root', help="int8: the dataset root, replacing the config's data_root everywhere")
     parser.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
-    parser.add_argument('--tolerance', type=float, default=1e-3, help='largest difference accepted')
+    parser.add_argument('--precision', choices=('float32', 'int8'), default='float32')
+    parser.add_argument('--calibration-images', type=int, default=CALIBRATION_IMAGES,
+                        help='int8: training images that calibrate the activation ranges')
+    parser.add_argument('--tolerance', type=float, help='largest difference accepted (default: 1e-3 absolute in '
+                        'float32; 0.1 of the largest output in int8)')
     args = cli.parse(parser, argv)
 
     def run():
         size = cli.shape(args)
+        int8 = args.precision == 'int8'
+        if int8 and not args.model.endswith('.py'):
+            raise UnsupportedError('int8 calibrates on the training images of a config: pass a config file.')
         if args.model.endswith('.py'):
-            model = build_config_model(load_config(args.model, args.cfg_options))
+            cfg = load_config(args.model, args.cfg_options, data_root=args.data_root)
+            model = build_config_model(cfg)
             if args.checkpoint:
                 load_checked(model, args.checkpoint)
         else:
             model, _ = build_backbone(args.model, size)
         model = deploy(model.eval())
-        path = export_onnx(model, torch.randn(1, 3, *size), args.out)
-        difference = max_difference_to_pytorch(model, path, torch.randn(2, 3, *size))
-        print(f'wrote {path} ({osp.getsize(path) / 1e6:.1f} MB), input 3x{size[0]}x{size[1]}, deploy mode\n'
-              f'ONNX Runtime vs PyTorch on a batch of 2: max |difference| = {difference:.2e}')
-        if difference > args.tolerance:
-            raise SystemExit(f'error: the difference exceeds --tolerance {args.tolerance}.')
+        if int8:
+            calibration = calibration_batches(model, cfg, args.calibration_images, size)
+            path = export_onnx_int8(model, torch.randn(1, 3, *size), args.out, calibration)
+            check = torch.cat(calibration)[:2]
+        else:
+            path = export_onnx(model, torch.randn(1, 3, *size), args.out)
+            check = torch.randn(2, 3, *size)
+        difference = max_difference_to_pytorch(model, path, check, relative=int8)
+        tolerance = args.tolerance or (0.1 if int8 else 1e-3)
+        kind = 'max |difference| / max |PyTorch output|' if int8 else 'max |difference|'
+        print(f'wrote {path} ({osp.getsize(path) / 1e6:.1f} MB), input 3x{size[0]}x{size[1]}, deploy mode, '
+              f'{args.precision}\nONNX Runtime vs PyTorch float32 on 2 images: {kind} = {difference:.2e}')
+        if difference > tolerance:
+            raise SystemExit(f'error: the difference exceeds the tolerance {tolerance} (--tolerance).')
 
     cli.run(run)
 

@@ -3,9 +3,11 @@ mmpretrain alike).
 
     python tools/test.py configs/retinanet_efficientvit_m4_coco.py work_dirs/.../epoch_12.pth
     python tools/test.py CONFIG CHECKPOINT --out results.pkl --show-dir vis/
+    python tools/test.py CONFIG CHECKPOINT --precision bfloat16   # the deploy form in bfloat16 (or int8, float32)
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
+from efficientvit_dense.analysis.precision import PRECISIONS, DeployHook
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import test
 
@@ -18,9 +20,13 @@ def main(argv=None):
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='draw predictions on the test images into WORK_DIR/<timestamp>/SHOW_DIR '
                         '(as mmdet does)')
+    parser.add_argument('--precision', choices=PRECISIONS,
+                        help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
+                        'the first images of the training split (tools/precision_cost.py compares them all)')
     args = cli.parse(parser, argv)
+    hooks = [DeployHook(args.precision)] if args.precision else []
     cli.run(lambda: test(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
-                         args.checkpoint, out=args.out, show_dir=args.show_dir, launcher=args.launcher))
+                         args.checkpoint, out=args.out, show_dir=args.show_dir, launcher=args.launcher, hooks=hooks))
 
 
 if __name__ == '__main__':

@@ -4,7 +4,7 @@ config's whole predict path), in some modes, on some device, timed with
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 from typing import Callable
 
@@ -16,29 +16,47 @@ from ..engine.config import load_config
 from ..engine.inference import build_inferencer
 from ..errors import UnsupportedError
 from ..models import ARCH_SETTINGS, EfficientViT, deploy
+from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
-from .records import environment
+from .quantize import quantize_int8
+from .records import cpu_flags, environment
 from .timing import throughput_and_latency
 
-MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'onnxruntime')  # none of them: eager
+MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none of them: eager
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
     'channels_last': 'NHWC memory format for weights and input',
     'compile': 'torch.compile (inductor)',
-    'fp16': 'float16 autocast (GPU)',
-    'bf16': 'bfloat16 autocast (GPU)',
+    'fp16': 'weights and activations in float16 (GPU)',
+    'bf16': 'weights and activations in bfloat16 (backbone, neck and heads; float32 in and out)',
+    'int8': 'post-training static int8 quantisation, calibrated on random images (see analysis.quantize)',
     'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
 }
+PRECISION_MODES = {'fp16': 'float16', 'bf16': 'bfloat16', 'int8': 'int8'}
+# The CPU flags under which a precision runs natively (oneDNN's kernels), and without which it is emulated.
+NATIVE_FLAGS = {'bfloat16': ('avx512_bf16', 'amx_bf16'), 'int8': ('avx512_vnni', 'amx_int8', 'avx_vnni')}
+
+
+def precision_of(modes) -> str:
+    """The precision ``modes`` run in: float32 unless fp16, bf16 or int8."""
+    return next((PRECISION_MODES[m] for m in modes if m in PRECISION_MODES), 'float32')
 
 
 def check_modes(modes, device: torch.device | str, predict_path: bool = False) -> list[str]:
     modes = sorted(set(modes), key=MODES.index) if all(m in MODES for m in modes) else None
     if modes is None:
         raise UnsupportedError(f'Modes are {", ".join(MODES)} (none: eager).')
-    if 'fp16' in modes and 'bf16' in modes:
-        raise UnsupportedError('Choose one of fp16 and bf16.')
-    if {'fp16', 'bf16'} & set(modes) and torch.device(device).type != 'cuda':
-        raise UnsupportedError('fp16/bf16 autocast is for GPUs; on a CPU, time float32.')
+    if len(set(modes) & set(PRECISION_MODES)) > 1:
+        raise UnsupportedError(f'Choose one precision of {", ".join(PRECISION_MODES)}.')
+    on_cpu = torch.device(device).type == 'cpu'
+    if 'fp16' in modes and on_cpu:
+        raise UnsupportedError('fp16 is for GPUs; on a CPU, time bf16 (native where lscpu lists amx_bf16 or '
+                               'avx512_bf16) or int8.')
+    if 'int8' in modes:
+        if not on_cpu:
+            raise UnsupportedError('int8 runs on the CPU (oneDNN / ONNX Runtime); on a GPU, time fp16 or bf16.')
+        if set(modes) - {'int8', 'deploy'} or 'deploy' not in modes:
+            raise UnsupportedError('int8 quantises the deploy form: use --modes deploy int8.')
     if 'onnxruntime' in modes:
         if predict_path:
             raise UnsupportedError('onnxruntime times backbones and classifiers; export a detector with '
@@ -48,30 +66,44 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
     return modes
 
 
-def apply_modes(model: nn.Module, modes) -> nn.Module:
-    """``model`` in eval mode with ``modes`` applied (autocast is applied per
-    call, by :func:`autocast`). An mmengine model (detector, segmentor,
+def precision_notes(modes, device: torch.device | str) -> list[str]:
+    """One line for each precision in ``modes`` this CPU only emulates, to
+    print before timing it."""
+    precision = precision_of(modes)
+    if torch.device(device).type != 'cpu' or precision not in NATIVE_FLAGS:
+        return []
+    wanted = NATIVE_FLAGS[precision]
+    if set(wanted) & cpu_flags():
+        return []
+    return [f'note: this CPU has none of {", ".join(wanted)} (lscpu), so {precision} is emulated here and slower '
+            f'than float32; its speed on a CPU that has them is not what this run shows.']
+
+
+def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
+    """``model`` in eval mode with ``modes`` applied: the deploy form, a
+    precision (:func:`..models.deploy.cast`: float32 in and out, so the
+    input and post-processing are untouched; int8: :func:`.quantize.quantize_int8`
+    on the ``calibration`` batches, passed through ``run``), then the
+    memory format and compilation. An mmengine model (detector, segmentor,
     classifier) is compiled per network part: its post-processing has
     data-dependent shapes."""
     model = model.eval()
-    if 'deploy' in modes:
-        model = deploy(model)
+    if 'int8' in modes:
+        return quantize_int8(model, calibration, run)
+    dtype = CAST_PRECISIONS.get(precision_of(modes), torch.float32)
+    model = deploy(model, 'float32') if 'deploy' in modes else model
+    model = cast(model, dtype)
     if 'channels_last' in modes:
         model = model.to(memory_format=torch.channels_last)
     if 'compile' in modes:
+        compiled = functools.partial(torch.compile, dynamic=False)
         if hasattr(model, 'data_preprocessor'):
             for part in ('backbone', 'neck'):
                 if getattr(model, part, None) is not None:
-                    setattr(model, part, torch.compile(getattr(model, part), dynamic=False))
+                    setattr(model, part, compiled(getattr(model, part)))
         else:
-            model = torch.compile(model, dynamic=False)
+            model = compiled(model)
     return model
-
-
-def autocast(modes, device: torch.device | str):
-    """The autocast context of an fp16/bf16 mode, else a no-op."""
-    dtypes = [{'fp16': torch.float16, 'bf16': torch.bfloat16}[m] for m in modes if m in ('fp16', 'bf16')]
-    return torch.autocast(torch.device(device).type, dtype=dtypes[0]) if dtypes else contextlib.nullcontext()
 
 
 def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.Tensor,
@@ -84,13 +116,13 @@ def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.
         session = onnx_runtime_session(path, device)
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.cpu().numpy()})
-    model = apply_modes(model, modes)
+    calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)]  # timing only: any values do
+    model = apply_modes(model, modes, calibration)
     memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
 
     @torch.no_grad()
     def run(x):
-        with autocast(modes, device):
-            return model(x.to(memory_format=memory_format))
+        return model(x.to(memory_format=memory_format))
 
     return run
 
@@ -156,11 +188,14 @@ def _drop_pretrained(node) -> None:
             _drop_pretrained(value)
 
 
-def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[list], object], str]:
+def predict_path(cfg, checkpoint: str | None, modes, device,
+                 images: list | None = None) -> tuple[Callable[[list], object], str]:
     """A function running a config's whole predict path on a list of images
     (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
     then ``test_step`` (normalise, pad, forward, post-processing such as
-    NMS), in ``modes``. Random weights without ``checkpoint``."""
+    NMS), in ``modes``. Random weights without ``checkpoint``; int8
+    calibrates on ``images``, which is enough for timing, not for accuracy
+    (tools/precision_cost.py calibrates on the training split)."""
     from mmengine.registry import DefaultScope
 
     if checkpoint is None:
@@ -174,15 +209,20 @@ def predict_path(cfg, checkpoint: str | None, modes, device) -> tuple[Callable[[
         # not at PyTorch's default 0.5, which would send every anchor to NMS.
         with in_scope():
             inferencer.model.init_weights()
-    model = apply_modes(inferencer.model, modes)
+    def packed(images):
+        with in_scope():
+            item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
+        return item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
+
+    network = inferencer.model
+    calibration = [network.data_preprocessor(packed(images), False)['inputs']] if 'int8' in modes else []
+    model = apply_modes(network, modes, calibration, run=lambda x: network(x, mode='tensor'))
 
     @torch.no_grad()
     def run(images):
+        data = packed(images)
         with in_scope():
-            item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
-            data = item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
-            with autocast(modes, device):
-                return model.test_step(data)
+            return model.test_step(data)
 
     return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'
 
@@ -194,15 +234,17 @@ def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), de
     is_config = spec.endswith('.py')
     modes = check_modes(modes, device, predict_path=is_config)
     if is_config:
-        run, what = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint, modes, device)
         images = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(batch_size)]
+        run, what = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint, modes, device,
+                                 images)
         make_input = lambda n: images[:n]  # noqa: E731
     else:
         model, what = build_backbone(spec, size)
         run = prepare(model, modes, device, torch.randn(1, 3, *size), work_dir)
         make_input = lambda n: torch.randn(n, 3, *size, device=device)  # noqa: E731
     return dict(run=run, make_input=make_input,
-                record=dict(model=spec, what=what, modes=list(modes) or ['eager'], input_size=list(size),
+                record=dict(model=spec, what=what, modes=list(modes) or ['eager'], precision=precision_of(modes),
+                            input_size=list(size),
                             batch_size=batch_size, checkpoint=checkpoint))
 
 

@@ -58,21 +58,30 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, overwrite: b
     return path
 
 
-def onnx_runtime_session(path: str, device: torch.device | str = 'cpu'):
+def onnx_runtime_session(path: str, device: torch.device | str = 'cpu', threads: int | None = None):
+    """An ONNX Runtime session whose threads sleep between calls: spinning
+    ones (ONNX Runtime's default) would take the cores from whatever runs
+    next, PyTorch peers timed in turns included."""
     import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    if threads:
+        options.intra_op_num_threads = threads
     providers = ['CPUExecutionProvider']
     if torch.device(device).type == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers():
         providers.insert(0, 'CUDAExecutionProvider')
-    return ort.InferenceSession(path, providers=providers)
+    return ort.InferenceSession(path, options, providers=providers)
 
 
-def max_difference_to_pytorch(model: nn.Module, path: str, inputs: torch.Tensor) -> float:
+def max_difference_to_pytorch(model: nn.Module, path: str, inputs: torch.Tensor, relative: bool = False) -> float:
     """Largest absolute difference between ONNX Runtime's outputs and
-    PyTorch's on ``inputs``, over every output."""
+    PyTorch's on ``inputs``, over every output; ``relative``: divided by
+    the largest absolute value PyTorch gives."""
     session = onnx_runtime_session(path)
     ours = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
     with torch.no_grad():
         reference = TensorOutputs(model.eval())(inputs)
     if len(ours) != len(reference):
         raise RuntimeError(f'{path} gives {len(ours)} outputs, PyTorch {len(reference)}.')
-    return max(float(np.abs(o - r.numpy()).max()) for o, r in zip(ours, reference))
+    difference = max(float(np.abs(o - r.numpy()).max()) for o, r in zip(ours, reference))
+    return difference / max(float(r.abs().max()) for r in reference) if relative else difference

@@ -10,9 +10,29 @@ import torch
 
 from ..errors import OutputExistsError
 
+# The instruction sets that decide how fast a CPU runs each precision.
+RELEVANT_ISA = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8')
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags as ``lscpu`` lists them (empty where
+    /proc/cpuinfo is not there)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((set(line.split(':', 1)[1].split()) for line in f if line.startswith('flags')), set())
+    except OSError:
+        return set()
+
+
+def cpu_isa() -> list[str]:
+    """The flags of :data:`RELEVANT_ISA` this CPU has."""
+    flags = cpu_flags()
+    return [flag for flag in RELEVANT_ISA if flag in flags]
+
 
 def environment(device: torch.device | str) -> dict:
-    """Where a figure was measured: the device, threads and versions."""
+    """Where a figure was measured: the device (a CPU with its relevant
+    instruction sets), threads and versions."""
     import importlib.metadata
     import platform
 
@@ -33,14 +53,16 @@ def environment(device: torch.device | str) -> dict:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return dict(device=f'{device.type}: {name}', threads=torch.get_num_threads(),
+    isa = dict(isa=cpu_isa()) if device.type == 'cpu' else {}
+    return dict(device=f'{device.type}: {name}', **isa, threads=torch.get_num_threads(),
                 python=platform.python_version(), versions=versions)
 
 
 def format_table(records: list[dict]) -> str:
     """One line per record, with each model's ratio to the first."""
     first = records[0]
-    lines = [f'{first["device"]}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
+    isa = f' ({" ".join(first["isa"]) or "none of " + "/".join(RELEVANT_ISA)})' if 'isa' in first else ''
+    lines = [f'{first["device"]}{isa}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
              f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
              f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls'
              + (', models timed in turns' if first.get('interleaved') else ''),

@@ -14,7 +14,7 @@ import os.path as osp
 # a Mask R-CNN run logs box AP and mask AP on one line, and its headline metric is mask AP.
 ACCURACY_KEYS = {'coco/segm_mAP': ('mask AP', 100.0), 'coco/bbox_mAP': ('box AP', 100.0),
                  'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
-SETTINGS = ('device', 'threads', 'input_size', 'batch_size', 'modes')
+SETTINGS = ('device', 'threads', 'input_size', 'batch_size')
 
 
 def last_accuracy(work_dir: str) -> tuple[str, float] | None:
@@ -43,13 +43,32 @@ def last_benchmark(work_dir: str) -> dict | None:
     return records[0] if isinstance(records, list) else records
 
 
+def precision_records(work_dir: str) -> list[dict]:
+    """The records of the newest ``precision_*.json`` in ``work_dir``
+    (tools/precision_cost.py): one per precision, each with its accuracy
+    and its speed."""
+    files = sorted(glob.glob(osp.join(work_dir, 'precision_*.json')), key=osp.getmtime)
+    if not files:
+        return []
+    with open(files[-1]) as f:
+        return json.load(f)
+
+
 def collect(work_dirs: list[str]) -> list[dict]:
+    """One row per work dir (its last evaluation and newest benchmark), or
+    one per precision where tools/precision_cost.py measured them."""
     rows = []
     for work_dir in work_dirs:
+        name = osp.basename(osp.normpath(work_dir))
+        by_precision = precision_records(work_dir)
+        if by_precision:
+            rows += [dict(name=f'{name} ({r["precision"]})', work_dir=work_dir, metric=r['metric'], value=r['value'],
+                          speed=r) for r in by_precision]
+            continue
         accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
         if accuracy is None and speed is None:
             continue
-        rows.append(dict(name=osp.basename(osp.normpath(work_dir)), work_dir=work_dir,
+        rows.append(dict(name=name, work_dir=work_dir,
                          metric=accuracy[0] if accuracy else None, value=accuracy[1] if accuracy else None,
                          speed=speed))
     return rows
@@ -63,21 +82,21 @@ def to_markdown(rows: list[dict]) -> str:
     """The table; rows measured under other settings than the first timed
     row are marked, so unlike figures are not read as like."""
     reference = next((_settings(r['speed']) for r in rows if r['speed']), None)
-    lines = ['| model | accuracy | images/s | batch | input | device | threads | mode | timed |',
-             '|---|---|---|---|---|---|---|---|---|']
+    lines = ['| model | accuracy | images/s | batch | input | device | threads | mode | precision | timed |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         accuracy = f'{row["metric"]} {row["value"]:.2f}' if row['metric'] else '—'
         s = row['speed']
         if s is None:
-            lines.append(f'| {row["name"]} | {accuracy} | not measured | | | | | | |')
+            lines.append(f'| {row["name"]} | {accuracy} | not measured | | | | | | | |')
             continue
         mark = ' †' if _settings(s) != reference else ''
         size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
         lines.append(f'| {row["name"]} | {accuracy} | {s["images_per_s"]:.1f}{mark} | {s.get("batch_size")} | '
                      f'{size} | {s.get("device")} | {s.get("threads")} | {"+".join(s.get("modes") or [])} | '
-                     f'{s.get("what", "")} |')
+                     f'{s.get("precision", "float32")} | {s.get("what", "")} |')
     if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
-        lines.append('\n† measured with other settings (device, threads, input, batch or mode) than the first row.')
+        lines.append('\n† measured with other settings (device, threads, input or batch) than the first row.')
     return '\n'.join(lines) + '\n'
 
 

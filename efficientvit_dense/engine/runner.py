@@ -235,10 +235,14 @@ def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale
 
 
 def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,
-         launcher: str = 'none') -> dict:
-    """Evaluate ``checkpoint`` on the test split; returns the metrics."""
+         launcher: str = 'none', hooks=()) -> dict:
+    """Evaluate ``checkpoint`` on the test split; returns the metrics.
+    ``hooks``: more for the runner (the evaluation in a precision:
+    ``analysis.precision.DeployHook``)."""
     prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir), TEST_STEPS)
     with missing_files_named():  # mmengine makes the work dir as the runner is built
         runner = build_runner(cfg, purpose='evaluate')
+    for hook in hooks:
+        runner.register_hook(hook)
     with safe_loading_errors(checkpoint), without_mmengine_key_dump(), missing_files_named():
         return runner.test()

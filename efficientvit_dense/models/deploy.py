@@ -1,13 +1,43 @@
 """The deploy form of a model: every BatchNorm folded into the layer before
 it, and EfficientViT's pointwise convolutions run as matrix products on
-channels_last maps. Outputs stay equal up to float rounding in eval mode; a
-deployed model can no longer be trained. Used by the benchmark, the ONNX
-export and EfficientViT.switch_to_deploy().
+channels_last maps, in float32 or bfloat16. Outputs stay equal up to float
+rounding in eval mode (bfloat16: up to its 8-bit mantissa); a deployed model
+can no longer be trained. Used by the benchmark, the ONNX export, the
+evaluation in a precision and EfficientViT.switch_to_deploy(). int8 needs
+calibration data, so it lives with the tools that have it
+(:mod:`efficientvit_dense.analysis.quantize`).
 """
 from __future__ import annotations
 
+import types
+
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._pytree import tree_map
+
+from ..errors import UnsupportedError
+
+# The precisions a model can be deployed in by casting (int8 also needs calibration data).
+CAST_PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+# The parts of an mmengine model that run in a low precision; each takes and gives float32,
+# so that what comes between them (mmdet's anchors, decoding, NMS; mmseg's resizing) stays float32.
+LOW_PRECISION_PARTS = ('backbone', 'neck', 'bbox_head', 'rpn_head', 'decode_head', 'auxiliary_head', 'head')
+# What stays float32 in an mmengine model, and why.
+FLOAT32_PARTS = {
+    'data_preprocessor': 'normalises and pads the images',
+    'roi_head': "Mask R-CNN's box and mask heads: mmcv's RoIAlign has no bfloat16 kernel on CPU",
+    'post-processing': "anchors, box decoding and NMS; resizing to the image; softmax",
+}
+
+
+def float32_parts(model: nn.Module) -> dict[str, str]:
+    """What of ``model`` stays float32 in a low precision, and why."""
+    if not hasattr(model, 'data_preprocessor'):
+        return {}
+    return {name: why for name, why in FLOAT32_PARTS.items()
+            if name == 'post-processing' or isinstance(getattr(model, name, None), nn.Module)}
 
 
 class PointwiseLinear(nn.Module):
@@ -53,16 +83,77 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def deploy(model: nn.Module) -> nn.Module:
+def _cast_floats(tree, dtype: torch.dtype):
+    return tree_map(lambda x: x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x, tree)
+
+
+def _forward_in_precision(self, *args, **kwargs):
+    """The forward of a part run in a low precision: float tensors cast to
+    its dtype on the way in (channels_last maps, which oneDNN's bfloat16
+    kernels prefer) and back to float32 on the way out; nothing is cast
+    inside."""
+    def enter(x):
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+            return x
+        x = x.to(self.compute_dtype)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    out = type(self).forward(self, *tree_map(enter, args), **tree_map(enter, kwargs))
+    return _cast_floats(out, torch.float32)
+
+
+def run_in_precision(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """``module``'s weights cast to ``dtype`` (channels_last convolutions), in
+    place; its forward still takes and gives float32. An instance attribute
+    rather than a hook, because mmseg's heads call ``self.forward`` directly;
+    ``copy.deepcopy`` rebinds it to the copy."""
+    module.to(dtype=dtype, memory_format=torch.channels_last)
+    module.compute_dtype = dtype
+    if dtype != torch.float32:
+        module.forward = types.MethodType(_forward_in_precision, module)
+    return module
+
+
+def low_precision_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The parts of ``model`` that :func:`deploy` casts: those of
+    :data:`LOW_PRECISION_PARTS` an mmengine model has, or the whole of any
+    other network (a backbone, a timm model)."""
+    if not hasattr(model, 'data_preprocessor'):
+        return {'': model}
+    return {name: getattr(model, name) for name in LOW_PRECISION_PARTS
+            if isinstance(getattr(model, name, None), nn.Module)}
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    if precision not in CAST_PRECISIONS:
+        hint = (' int8 needs calibration images: efficientvit_dense.analysis.quantize, or --precision int8 of the '
+                'tools.') if precision == 'int8' else ''
+        raise UnsupportedError(f'Precision {precision!r}: deploy casts to {", ".join(CAST_PRECISIONS)}.{hint}')
+    return CAST_PRECISIONS[precision]
+
+
+def deploy(model: nn.Module, precision: str = 'float32') -> nn.Module:
     """The deploy form of any model, in place: modules with a deploy form of
     their own switched to it (EfficientViT backbones:
     :meth:`EfficientViT.switch_to_deploy`), this project's other Conv-BN and
     BN-Linear pairs folded (:func:`fuse_batchnorm`), then every other
     convolution followed by a BatchNorm (ResNets, necks) by mmcv's
-    ``fuse_conv_bn``."""
+    ``fuse_conv_bn``; then, in a low ``precision``, each part of
+    :func:`low_precision_parts` runs in it (see :data:`FLOAT32_PARTS` for
+    what stays float32)."""
     from mmcv.cnn import fuse_conv_bn
 
+    dtype = precision_dtype(precision)
     model.eval()
     for module in [m for m in model.modules() if hasattr(m, 'switch_to_deploy')]:
         module.switch_to_deploy()
-    return fuse_conv_bn(fuse_batchnorm(model))
+    model = fuse_conv_bn(fuse_batchnorm(model))
+    return cast(model, dtype)
+
+
+def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Each part of :func:`low_precision_parts` run in ``dtype``, in place,
+    deployed or not (a peer cast to bfloat16 by hand is timed this way)."""
+    if dtype != torch.float32:
+        for part in low_precision_parts(model).values():
+            run_in_precision(part, dtype)
+    return model

@@ -28,7 +28,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...errors import ConfigError, DataError
 from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
-from ..deploy import PointwiseLinear, fuse_batchnorm, replace_modules
+from ..deploy import PointwiseLinear, fuse_batchnorm, precision_dtype, replace_modules, run_in_precision
 from ..weights import adapt_state_dict, load_backbone_weights
 
 
@@ -403,15 +403,18 @@ class EfficientViT(BaseModule):
                 break
         return tuple(outs)
 
-    def switch_to_deploy(self) -> 'EfficientViT':
+    def switch_to_deploy(self, precision: str = 'float32') -> 'EfficientViT':
         """The inference form, in place: every Conv-BN folded, pointwise
-        convolutions run as NHWC matrix products on channels_last maps.
-        Outputs stay equal up to float rounding; the model can no longer be
-        trained."""
-        fuse_batchnorm(self.eval())
-        replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
-        self.deployed = True
-        return self
+        convolutions run as NHWC matrix products on channels_last maps, in
+        ``precision`` ('float32' or 'bfloat16': weights and activations,
+        float32 in and out). Outputs stay equal up to the precision's
+        rounding; the model can no longer be trained."""
+        dtype = precision_dtype(precision)
+        if not self.deployed:
+            fuse_batchnorm(self.eval())
+            replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
+            self.deployed = True
+        return run_in_precision(self, dtype) if dtype != torch.float32 else self
 
     def _freeze_stages(self):
         for module in [self.patch_embed, *self.stages][:self.frozen_stages + 1]:

@@ -1,0 +1,97 @@
+"""Evaluating a checkpoint in its deploy form and a precision: float32,
+bfloat16 (cast) or int8 (calibrated on images of the config's training
+split, never on the split evaluated)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from ..errors import ConfigError
+from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
+from .quantize import quantize_int8
+
+PRECISIONS = ('float32', 'bfloat16', 'int8')
+CALIBRATION_IMAGES = 32
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f'Precision {precision!r}: choose one of {", ".join(PRECISIONS)}.')
+    return precision
+
+
+def calibration_dataloader(cfg: Config, num_images: int) -> dict:
+    """The config's training split read through its test pipeline (the
+    images as inference sees them, without training's random augmentation),
+    its first ``num_images``, as a dataloader config."""
+    if not cfg.get('train_dataloader'):
+        raise ConfigError('int8 calibrates on the training split, and this config has no train_dataloader.')
+    loader = copy.deepcopy(cfg.train_dataloader)
+    dataset = loader.dataset
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):  # RepeatDataset and the like
+        dataset = dataset.dataset
+    dataset.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    dataset.indices = num_images  # mmengine's BaseDataset: the first n samples
+    loader.sampler = dict(type='DefaultSampler', shuffle=False)
+    loader.pop('batch_sampler', None)
+    loader.update(batch_size=min(8, num_images), persistent_workers=False, num_workers=0)
+    return loader
+
+
+@torch.no_grad()
+def calibration_batches(model, cfg: Config, num_images: int, size: tuple[int, int] | None = None):
+    """The first ``num_images`` of ``cfg``'s training split as the network
+    sees them (test pipeline, then ``model``'s data preprocessor), resized
+    to ``size`` if given (an export traced at one size)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    batches = []
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):  # the dataset's registry
+        loader = Runner.build_dataloader(calibration_dataloader(cfg, num_images))
+    for batch in loader:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        batches.append(inputs if size is None else F.interpolate(inputs, size=size, mode='bilinear'))
+    return batches
+
+
+def to_precision(model, precision: str, cfg: Config | None = None,
+                 calibration_images: int = CALIBRATION_IMAGES):
+    """An mmengine model (detector, segmentor, classifier) in its deploy
+    form and ``precision``, in place; int8 calibrates on the first
+    ``calibration_images`` of ``cfg``'s training split."""
+    check_precision(precision)
+    if precision in CAST_PRECISIONS:
+        return deploy(model, precision)
+    return quantize_int8(model, calibration_batches(model, cfg, calibration_images),
+                         run=lambda x: model(x, mode='tensor'))
+
+
+def float32_parts_note(model, precision: str) -> str:
+    """One line on what of ``model`` stays float32 in ``precision``."""
+    parts = float32_parts(model)
+    if precision == 'float32' or not parts:
+        return ''
+    return f'{precision}: float32 stays in ' + '; '.join(f'{k} ({v})' for k, v in parts.items())
+
+
+class DeployHook(Hook):
+    """Before the test loop (after the checkpoint has loaded): the model in
+    its deploy form and ``precision``."""
+    priority = 'VERY_LOW'
+
+    def __init__(self, precision: str, calibration_images: int = CALIBRATION_IMAGES):
+        self.precision = check_precision(precision)
+        self.calibration_images = calibration_images
+
+    def before_test(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        to_precision(model, self.precision, runner.cfg, self.calibration_images)
+        print_log(f'Evaluating the deploy form in {self.precision}. {float32_parts_note(model, self.precision)}',
+                  logger='current')

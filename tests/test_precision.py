@@ -1,0 +1,93 @@
+"""The low-precision deploy forms (bfloat16 cast, int8 quantised by ONNX
+Runtime) against float32, the refusals, and the note on CPUs that only
+emulate a precision. No test asserts a speed."""
+import copy
+import os
+import runpy
+
+import pytest
+import torch
+from helpers import REPO
+from mmengine.registry import MODELS, DefaultScope
+
+from efficientvit_dense.analysis import benchmark as benchmark_module
+from efficientvit_dense.analysis.benchmark import check_modes, precision_notes
+from efficientvit_dense.analysis.quantize import max_relative_difference, quantize_int8
+from efficientvit_dense.analysis.reference import imagenet_classifier, randomize_
+from efficientvit_dense.errors import DataError, UnsupportedError
+from efficientvit_dense.models import EfficientViT, deploy
+
+
+@pytest.fixture(scope='module')
+def backbone():
+    """M0 with random weights and BatchNorm statistics: outputs of a size a
+    trained network gives, not the near-zero ones of a fresh init."""
+    return randomize_(EfficientViT('m0', window_size=(7, 7, 4)), seed=0).eval()
+
+
+def _images(n, size=224, seed=1):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
+    x = _images(2)
+    reference = copy.deepcopy(backbone).switch_to_deploy()(x)
+    low = copy.deepcopy(backbone).switch_to_deploy('bfloat16')
+    assert all(p.dtype == torch.bfloat16 for p in low.parameters())
+    out = low(x)
+    assert all(o.dtype == torch.float32 and o.shape == r.shape for o, r in zip(out, reference))  # float32 out
+    assert max_relative_difference(reference, out) < 0.03  # bfloat16, an 8-bit mantissa, through 10 blocks: 0.010
+    assert max_relative_difference(reference, out) > 0  # it did run in bfloat16
+    # deepcopy keeps the copy's forward its own (the cast forward is an instance attribute)
+    again = copy.deepcopy(low)
+    assert again.forward.__self__ is again and torch.equal(again(x)[-1], out[-1])
+
+
+@torch.no_grad()
+def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone):
+    calibration = [_images(2, seed=s) for s in range(4)]
+    x = _images(3, seed=9)
+    reference = copy.deepcopy(backbone).switch_to_deploy()(x)
+    quantised = quantize_int8(copy.deepcopy(backbone), calibration)
+    out = quantised(x)
+    assert [o.shape for o in out] == [r.shape for r in reference]
+    assert 0 < max_relative_difference(reference, out) < 0.05  # measured: 0.014
+    with pytest.raises(DataError, match=r"built for inputs of shape \[\(3, 224, 224\)\].*one input size"):
+        quantised(_images(1, size=192))
+
+
+def test_precisions_that_cannot_be_had_are_refused(backbone):
+    with pytest.raises(UnsupportedError, match='int8 needs calibration images'):
+        copy.deepcopy(backbone).switch_to_deploy('int8')
+    with pytest.raises(UnsupportedError, match='use --modes deploy int8'):
+        check_modes(['int8'], 'cpu')
+    with pytest.raises(UnsupportedError, match='one precision'):
+        check_modes(['deploy', 'bf16', 'int8'], 'cpu')
+    assert check_modes(['bf16', 'deploy'], 'cpu') == ['deploy', 'bf16']
+
+
+def test_a_cpu_without_native_bfloat16_is_told_before_timing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(benchmark_module, 'cpu_flags', lambda: {'avx2', 'fma'})  # an AVX2-only EPYC
+    (note,) = precision_notes(['deploy', 'bf16'], 'cpu')
+    assert 'none of avx512_bf16, amx_bf16' in note and 'emulated' in note
+    assert precision_notes(['deploy'], 'cpu') == []
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'benchmark.py'))['main']
+    main(['m0', '--modes', 'deploy', 'bf16', '--shape', '64', '--batch-size', '1', '--warmup', '0', '--repeats', '1',
+          '--work-dir', str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert printed.index('emulated') < printed.index('images/s')  # said before the figures
+    monkeypatch.setattr(benchmark_module, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16'})
+    assert precision_notes(['deploy', 'bf16'], 'cpu') == []
+
+
+@torch.no_grad()
+def test_a_bfloat16_classifier_keeps_float32_where_its_head_hands_over():
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = randomize_(MODELS.build(imagenet_classifier('m0')), seed=3).eval()
+    x = _images(2)
+    reference = deploy(copy.deepcopy(classifier))(x, mode='tensor')
+    low = deploy(copy.deepcopy(classifier), 'bfloat16')
+    assert low.backbone.compute_dtype == low.head.compute_dtype == torch.bfloat16
+    out = low(x, mode='tensor')
+    assert out.dtype == torch.float32 and max_relative_difference(reference, out) < 0.03

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+
+from efficientvit_dense.engine.compat import HISTORY_BUFFER_KEY
 
 
 class _TinyRegressor(BaseModel):
@@ -40,9 +42,27 @@ def test_mmengine_resume_works_with_safe_loading(tmp_path):
     runner = _runner(tmp_path, max_epochs=2, resume=True)
     runner.train()
     assert runner.epoch == 2 and runner.iter == 4  # resumed after epoch 1, not started again
-    checkpoint = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)
-    buffers = [v for v in checkpoint['message_hub']['log_scalars'].values()]
-    assert buffers and all(isinstance(b, HistoryBuffer) for b in buffers)
+    # The log history is stored as plain types (any process can open the file safely) ...
+    state = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)['message_hub']
+    stored = state['log_scalars']
+    assert stored and all(set(v) == {HISTORY_BUFFER_KEY} for v in stored.values())
+    # ... and a message hub loading it gets its HistoryBuffers back.
+    hub = MessageHub('plain-history-test')
+    hub.load_state_dict(state)
+    loss = hub.get_scalar('train/loss')
+    assert isinstance(loss, HistoryBuffer) and list(loss.data[0]) == stored['train/loss'][HISTORY_BUFFER_KEY]['log']
+
+
+def test_a_checkpoint_written_before_the_plain_history_still_resumes(tmp_path):
+    _runner(tmp_path, max_epochs=1, resume=False).train()
+    checkpoint = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)
+    state = checkpoint['message_hub']['log_scalars']
+    for key, value in state.items():  # as mmengine wrote them before: HistoryBuffer objects
+        state[key] = HistoryBuffer(value[HISTORY_BUFFER_KEY]['log'], value[HISTORY_BUFFER_KEY]['count'])
+    torch.save(checkpoint, tmp_path / 'epoch_1.pth')
+    runner = _runner(tmp_path, max_epochs=2, resume=True)
+    runner.train()
+    assert runner.epoch == 2 and runner.iter == 4
 
 
 def test_allow_list_still_refuses_other_getattr_calls(tmp_path):

@@ -134,3 +134,15 @@ def test_the_cost_of_each_precision_is_measured_and_reported(trained):
     rows = collect([str(tmp / 'precisions')])
     assert [row['name'] for row in rows] == [f'precisions ({p})' for p in ('float32', 'bfloat16', 'int8')]
     assert '| deploy+int8 | int8 |' in to_markdown(rows)
+
+
+def test_a_checkpoint_opens_with_safe_loading_in_a_process_that_never_imported_the_project(trained):
+    import subprocess
+    import sys
+    tmp, _ = trained
+    code = ('import sys, torch; c = torch.load(sys.argv[1], weights_only=True); '
+            'assert "efficientvit_dense" not in sys.modules; print(sorted(c), len(c["state_dict"]))')
+    done = subprocess.run([sys.executable, '-c', code, str(tmp / 'run' / 'iter_2.pth')], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'message_hub'" in done.stdout and "'state_dict'" in done.stdout

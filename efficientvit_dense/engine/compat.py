@@ -54,6 +54,59 @@ def allow_mmengine_checkpoints() -> None:
         HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_checkpoint_globals()])
 
 
+HISTORY_BUFFER_KEY = '__history_buffer__'  # marks a HistoryBuffer stored as plain types
+
+
+def _to_plain(value):
+    """numpy arrays and scalars as lists and Python numbers, recursively."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return type(value)((k, _to_plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_plain(v) for v in value)
+    return value
+
+
+def plain_message_hub_state() -> None:
+    """The log history mmengine's MessageHub puts in every checkpoint is
+    stored as plain types (a ``HistoryBuffer`` as a dict of lists, numpy as
+    Python numbers), so that a checkpoint opens with
+    ``torch.load(weights_only=True)`` in any process, one that never
+    imported this package included (mmdet's image_demo.py, publish_model.py,
+    ``DetInferencer(weights=...)``). Resuming turns them back; mmengine
+    without this shim resumes too and skips the history, with a warning."""
+    from mmengine.logging import HistoryBuffer, MessageHub
+
+    if getattr(MessageHub.state_dict, 'plain', False):
+        return
+    state_dict, load_state_dict = MessageHub.state_dict, MessageHub.load_state_dict
+
+    def plain_state_dict(self) -> dict:
+        state = state_dict(self)
+        state['log_scalars'] = type(state['log_scalars'])(
+            (key, {HISTORY_BUFFER_KEY: dict(log=buffer._log_history.tolist(), count=buffer._count_history.tolist(),
+                                            max_length=buffer.max_length)})
+            if isinstance(buffer, HistoryBuffer) else (key, _to_plain(buffer))
+            for key, buffer in state['log_scalars'].items())
+        state['runtime_info'] = _to_plain(state['runtime_info'])
+        return state
+
+    def load_plain_state_dict(self, state) -> None:
+        if isinstance(state, dict) and isinstance(state.get('log_scalars'), dict):
+            state = dict(state, log_scalars=type(state['log_scalars'])(
+                (key, HistoryBuffer(value[HISTORY_BUFFER_KEY]['log'], value[HISTORY_BUFFER_KEY]['count'],
+                                    value[HISTORY_BUFFER_KEY]['max_length']))
+                if isinstance(value, dict) and HISTORY_BUFFER_KEY in value else (key, value)
+                for key, value in state['log_scalars'].items()))
+        load_state_dict(self, state)
+
+    plain_state_dict.plain = True
+    MessageHub.state_dict, MessageHub.load_state_dict = plain_state_dict, load_plain_state_dict
+
+
 def restore_numpy_in1d() -> None:
     """numpy 2.4 removed ``np.in1d`` (numpy/numpy#29978), which mmpretrain
     1.2's retrieval metrics still call; ``np.isin(...).ravel()`` is its
@@ -118,6 +171,7 @@ def name_empty_datasets() -> None:
 
 def apply() -> None:
     allow_mmengine_checkpoints()
+    plain_message_hub_state()
     restore_numpy_in1d()
     fix_mmseg_class_weighted_cross_entropy()
     name_empty_datasets()

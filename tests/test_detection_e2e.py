@@ -146,3 +146,9 @@ def test_a_checkpoint_opens_with_safe_loading_in_a_process_that_never_imported_t
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'message_hub'" in done.stdout and "'state_dict'" in done.stdout
+    # mmdet's checkpoint-only API (image_demo.py WEIGHTS) reads the config from the file, then imports us
+    code = ('import sys; from mmdet.apis import DetInferencer; '
+            'print(type(DetInferencer(weights=sys.argv[1], device="cpu").model.backbone).__name__)')
+    done = subprocess.run([sys.executable, '-c', code, str(tmp / 'run' / 'iter_2.pth')], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split()[-1] == 'EfficientViT', done.stderr[-2000:]

@@ -20,7 +20,7 @@ from efficientvit_dense.analysis.reference import imagenet_classifier, official_
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
-from efficientvit_dense.errors import DataNotFoundError
+from efficientvit_dense.errors import ConfigError, DataNotFoundError
 from efficientvit_dense.models import EfficientViTClsHead
 from efficientvit_dense.models.weights import load_classifier_weights
 
@@ -224,3 +224,12 @@ def test_the_int8_export_calibrates_on_the_training_crops_and_checks_itself(synt
     assert {'QuantizeLinear', 'DequantizeLinear'} <= ops  # what ONNX Runtime runs as int8 kernels
     with pytest.raises(SystemExit, match='int8 calibrates on the training images of a config'):
         main(['m0', '--precision', 'int8', '--out', str(tmp_path / 'm0.onnx')])
+
+
+def test_a_class_count_that_disagrees_with_the_folders_names_both_settings(synthetic):
+    template = osp.join(REPO, 'configs', 'custom', 'cls_efficientvit_m5_custom_folder.py')
+    counted = load_config(template, data_root=str(synthetic / 'classification'))
+    assert counted.model.head.num_classes == counted.data_preprocessor.num_classes == 6
+    with pytest.raises(ConfigError, match=r'num_classes is 5, but .*train holds 6 class folders: set '
+                                          r'model.head.num_classes and data_preprocessor.num_classes to 6'):
+        load_config(template, {'model.head.num_classes': 5}, data_root=str(synthetic / 'classification'))

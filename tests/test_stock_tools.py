@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import mmdet
+import mmpretrain
 import mmseg
 import pytest
+from helpers import REPO
 
 TOOLS = {  # the stock tools that failed at import before their modules were declared
     'mmdet benchmark': osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'analysis_tools', 'benchmark.py'),
@@ -21,3 +23,24 @@ def test_stock_tool_imports_everything_it_needs(tool):
     result = subprocess.run([sys.executable, TOOLS[tool], '--help'], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-1500:]
     assert 'usage:' in result.stdout
+
+
+def test_mmpretrains_own_tools_train_and_test_the_classification_demo(tmp_path):
+    """The classification demo states its class count, so mmpretrain's
+    train.py and test.py run it as they are (they cannot count folders)."""
+    from efficientvit_dense.apps.demo import DEMOS
+    from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
+    generate(str(tmp_path / 'data'), SyntheticSpec(num_train=12, num_val=12, max_objects=5, image_size=96))
+    tools = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
+    options = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+               'default_hooks.checkpoint.interval=1']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={tmp_path / "data"}/', f'{loader}.batch_size=8',
+                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+    config = DEMOS['classification'].config
+    for command in (['train.py', config, '--work-dir', str(tmp_path / 'run')],
+                    ['test.py', config, str(tmp_path / 'run' / 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test')]):
+        result = subprocess.run([sys.executable, osp.join(tools, command[0]), *command[1:], *options], cwd=REPO,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert 'accuracy/top1' in result.stdout + result.stderr

@@ -5,12 +5,17 @@
 #   my_images/train/<class>/*.jpg      my_images/val/<class>/*.jpg
 #
 # The class list is the sorted folder names under train/ (val/ must use the
-# same names); num_classes = None takes their number.
+# same names). This project's tools count them when num_classes is None and
+# check a number you set against them; mmpretrain's own tools (train.py,
+# test.py, get_flops.py, ImageClassificationInferencer) cannot count, so for
+# them set num_classes to the number of class folders. (A config with
+# `_base_` may not import modules to count them itself: mmengine then reads
+# it as a lazy-import config and refuses the `_base_` line.)
 _base_ = '../_base_/efficientvit_m5_finetune_224.py'
 
 data_root = 'data/my_images/'
 train_folder, val_folder = 'train', 'val'
-num_classes = None  # None: the number of class folders under train/
+num_classes = None  # None: the number of class folders under train/, counted by this project's tools
 
 model = dict(head=dict(num_classes=num_classes))
 data_preprocessor = dict(num_classes=num_classes)

@@ -8,12 +8,13 @@ _base_ = '../_base_/efficientvit_m5_finetune_224.py'
 data_root = 'data/synthetic/'
 image_size = 96  # the 64 px crops, upsampled so that the last stage is not 1x1
 max_epochs = 12
+num_classes = 6  # the synthetic dataset's six shapes (efficientvit_dense.apps.synthetic.CLASSES)
 
 model = dict(
     backbone=dict(arch='m0', window_size=7, init_cfg=None),  # no ImageNet weights offline
-    head=dict(num_classes=None, in_channels=192),  # None: one class per folder
+    head=dict(num_classes=num_classes, in_channels=192),
     train_cfg=None)  # no Mixup/CutMix: they slow learning from scratch in a short run
-data_preprocessor = dict(num_classes=None)
+data_preprocessor = dict(num_classes=num_classes)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -89,13 +89,15 @@ def set_data_root(cfg: Config, data_root: str) -> None:
 
 
 def fill_classes_from_folders(cfg: Config) -> None:
-    """A classifier on class-per-folder data (mmpretrain's CustomDataset)
-    may leave ``num_classes`` None: it becomes the number of class folders in
-    the training folder, and top-k accuracy stops at that number."""
+    """A classifier on class-per-folder data (mmpretrain's CustomDataset
+    without an annotation file): ``num_classes`` None becomes the number of
+    class folders in the training folder; a number the config states or
+    counted from another folder (before ``--data-root`` moved the data) must
+    equal it. Top-k accuracy stops at that number."""
     head = cfg.get('model', {}).get('head')
     loader = cfg.get('train_dataloader') or {}
     dataset = loader.get('dataset') or {}
-    if not isinstance(head, dict) or head.get('num_classes', 0) is not None or dataset.get('type') != 'CustomDataset':
+    if not isinstance(head, dict) or dataset.get('type') != 'CustomDataset' or dataset.get('ann_file'):
         return
     folder = class_folder_root(dataset)
     if not osp.isdir(folder):
@@ -103,6 +105,10 @@ def fill_classes_from_folders(cfg: Config) -> None:
     classes = class_folders(dataset)
     if not classes:
         raise DataNotFoundError(f'{folder} holds no class folders; expected {folder}/<class>/<image>.')
+    stated = head.get('num_classes')
+    if stated is not None and stated != len(classes):
+        raise ConfigError(f'model.head.num_classes is {stated}, but {folder} holds {len(classes)} class folders: '
+                          f'set model.head.num_classes and data_preprocessor.num_classes to {len(classes)}.')
     head['num_classes'] = len(classes)
     if isinstance(cfg.get('data_preprocessor'), dict):
         cfg.data_preprocessor['num_classes'] = len(classes)

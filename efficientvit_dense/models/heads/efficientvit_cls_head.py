@@ -59,8 +59,9 @@ class EfficientViTClsHead(ClsHead):
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes is None:  # a folder config whose training folder was not there to count
-            raise ConfigError('model.head.num_classes is None and no training folder was found to count the '
-                              'classes from: set it, or point the config at your data.')
+            raise ConfigError('model.head.num_classes is None: set model.head.num_classes and '
+                              'data_preprocessor.num_classes to the number of classes (this project\'s tools '
+                              'count the class folders themselves when the training folder is there).')
         if num_classes <= 0:
             raise ConfigError(f'num_classes must be positive, got {num_classes}.')
         self.num_classes, self.in_channels = num_classes, in_channels

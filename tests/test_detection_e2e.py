@@ -47,6 +47,9 @@ def test_training_writes_a_checkpoint_through_the_crash_safe_hook(trained):
     boxes = len(json.loads((tmp / 'data' / 'annotations' / 'instances_train.json').read_text())['annotations'])
     assert train_row.split()[1:4] == [str(TINY_SPEC.num_train), str(boxes), '6']
     assert not any(type(hook).__name__ == 'CheckpointHook' for hook in runner.hooks)
+    # mmengine's line per parameter group is in the log file, not on the console (tests/test_console.py)
+    assert 'paramwise_options -- ' in log
+    assert any(type(f).__name__ == 'FileOnly' for h in runner.logger.handlers for f in h.filters)
 
 
 def test_test_tool_reports_the_metrics_validation_gave_and_dumps_predictions(trained):

@@ -11,6 +11,7 @@ checkpoint against the built model), then the run itself.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -176,14 +177,50 @@ def prepare(cfg: Config, request: Request, steps) -> None:
         step(cfg, request)
 
 
+# What mmengine logs as a run starts that no one acts on, by how each message begins: the
+# environment, the whole config and the hook table (hundreds of lines, all in the log file),
+# one line per parameter group of the optimiser, the iteration-based loop's notice each time it
+# restarts a DefaultSampler's dataloader, and deprecation notices about mmengine's own classes.
+FILE_ONLY_LINES = ('System environment:', 'Config:\n', 'Hooks will be executed in the following order',
+                   'Distributed training is not used, all SyncBatchNorm', 'paramwise_options -- ',
+                   'Reach the end of the dataloader, it will be restarted', '"FileClient" will be deprecated',
+                   '"HardDiskBackend" is the alias')
+
+
+class FileOnly(logging.Filter):
+    """Keeps :data:`FILE_ONLY_LINES` out of the console; the log file still
+    has every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().lstrip('\n-').startswith(FILE_ONLY_LINES)
+
+
+def readable_console(logger: logging.Logger) -> None:
+    """The console of a run shows what a person acts on, and the progress
+    lines; the log file stays complete."""
+    for handler in logger.handlers:
+        if not isinstance(handler, logging.FileHandler) and not any(isinstance(f, FileOnly) for f in handler.filters):
+            handler.addFilter(FileOnly())
+
+
+class ReadableRunner(Runner):
+    """mmengine's Runner with :func:`readable_console` from the first line
+    it logs (the environment and the config are logged as it is built)."""
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        readable_console(logger)
+        return logger
+
+
 def build_runner(cfg: Config, purpose: str) -> Runner:
-    """mmengine's Runner for the prepared ``cfg``; then, on the built
+    """mmengine's Runner for the prepared ``cfg`` (:class:`ReadableRunner`); then, on the built
     runner, the checked image loader (given to the runner's dataloader
     settings, not to the config it saved in the work dir, which stays usable
     by the toolboxes' own tools) and the check that the checkpoint it will
     load fits the model for ``purpose`` (mmengine would only warn)."""
     with config_errors(cfg.filename or 'the config'):
-        runner = Runner.from_cfg(cfg)
+        runner = ReadableRunner.from_cfg(cfg)
     dataloaders = {name: getattr(runner, f'_{name}') for name in DATALOADERS}
     check_images_while_loading(cfg, dataloaders)
     check_label_values_while_loading(cfg, dataloaders)

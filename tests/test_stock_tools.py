@@ -44,3 +44,26 @@ def test_mmpretrains_own_tools_train_and_test_the_classification_demo(tmp_path):
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert 'accuracy/top1' in result.stdout + result.stderr
+
+
+def test_mmdets_own_tools_train_resume_and_test_the_detection_demo(pristine, tmp_path):
+    from efficientvit_dense.apps.demo import DEMOS
+    tools = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+    data = f'{pristine}/'
+    options = ['--cfg-options', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+               'train_dataloader.batch_size=2', f'val_evaluator.ann_file={data}annotations/instances_val.json',
+               f'test_evaluator.ann_file={data}annotations/instances_val.json']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={data}', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    config, work_dir = DEMOS['detection'].config, str(tmp_path / 'run')
+    for command in (['train.py', config, '--work-dir', work_dir, *options, 'train_cfg.max_iters=2'],
+                    ['train.py', config, '--work-dir', work_dir, '--resume', *options, 'train_cfg.max_iters=4'],
+                    ['test.py', config, osp.join(work_dir, 'iter_4.pth'), '--work-dir', str(tmp_path / 'test'),
+                     *options, 'model.test_cfg.score_thr=0.0']):  # two iterations score below the default
+        result = subprocess.run([sys.executable, osp.join(tools, command[0]), *command[1:]], cwd=REPO,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+        if '--resume' in command:
+            assert 'resumed epoch: 0, iter: 2' in result.stdout + result.stderr
+    assert 'coco/bbox_mAP' in result.stdout + result.stderr

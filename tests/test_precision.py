@@ -2,6 +2,7 @@
 Runtime) against float32, the refusals, and the note on CPUs that only
 emulate a precision. No test asserts a speed."""
 import copy
+import io
 import os
 import runpy
 
@@ -39,9 +40,16 @@ def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
     assert all(o.dtype == torch.float32 and o.shape == r.shape for o, r in zip(out, reference))  # float32 out
     assert max_relative_difference(reference, out) < 0.03  # bfloat16, an 8-bit mantissa, through 10 blocks: 0.010
     assert max_relative_difference(reference, out) > 0  # it did run in bfloat16
-    # deepcopy keeps the copy's forward its own (the cast forward is an instance attribute)
+    # deepcopy keeps the copy's forward its own (the cast forward is an instance attribute), and a saved
+    # model loads again
     again = copy.deepcopy(low)
-    assert again.forward.__self__ is again and torch.equal(again(x)[-1], out[-1])
+    assert again.forward.args[0] is again and torch.equal(again(x)[-1], out[-1])
+    buffer = io.BytesIO()
+    torch.save(low, buffer)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    assert torch.equal(loaded(x)[-1], out[-1])
+    with pytest.raises(UnsupportedError, match='already runs in torch.bfloat16; deploy a fresh copy'):
+        low.switch_to_deploy('float32')
 
 
 @torch.no_grad()
@@ -55,6 +63,8 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone):
     assert 0 < max_relative_difference(reference, out) < 0.05  # measured: 0.014
     with pytest.raises(DataError, match=r"built for inputs of shape \[\(3, 224, 224\)\].*one input size"):
         quantised(_images(1, size=192))
+    with pytest.raises(DataError, match='calibration images reach EfficientViT in 2 sizes'):
+        quantize_int8(copy.deepcopy(backbone), [_images(2), _images(2, size=192)])
 
 
 def test_precisions_that_cannot_be_had_are_refused(backbone):

@@ -29,12 +29,13 @@ MODE_HELP = {
     'compile': 'torch.compile (inductor)',
     'fp16': 'weights and activations in float16 (GPU)',
     'bf16': 'weights and activations in bfloat16 (backbone, neck and heads; float32 in and out)',
-    'int8': 'post-training static int8 quantisation, calibrated on random images (see analysis.quantize)',
+    'int8': 'static int8 quantisation by ONNX Runtime, calibrated on the timed inputs (timing only; '
+            'tools/precision_cost.py calibrates on training images)',
     'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
 }
 PRECISION_MODES = {'fp16': 'float16', 'bf16': 'bfloat16', 'int8': 'int8'}
-# The CPU flags under which a precision runs natively (oneDNN's kernels), and without which it is emulated.
-NATIVE_FLAGS = {'bfloat16': ('avx512_bf16', 'amx_bf16'), 'int8': ('avx512_vnni', 'amx_int8', 'avx_vnni')}
+# The CPU flags under which a precision runs natively (x86; bf16: Arm's), and without which it is emulated.
+NATIVE_FLAGS = {'bfloat16': ('avx512_bf16', 'amx_bf16', 'bf16'), 'int8': ('avx512_vnni', 'amx_int8', 'avx_vnni')}
 
 
 def precision_of(modes) -> str:
@@ -75,8 +76,11 @@ def precision_notes(modes, device: torch.device | str) -> list[str]:
     wanted = NATIVE_FLAGS[precision]
     if set(wanted) & cpu_flags():
         return []
-    return [f'note: this CPU has none of {", ".join(wanted)} (lscpu), so {precision} is emulated here and slower '
-            f'than float32; its speed on a CPU that has them is not what this run shows.']
+    if precision == 'bfloat16':
+        return [f'note: this CPU has none of {", ".join(wanted)} (lscpu), so bfloat16 is emulated here and slower '
+                'than float32; its speed on a CPU that has them is not what this run shows.']
+    return [f'note: this CPU has none of {", ".join(wanted)} (lscpu): its int8 products run without VNNI, with '
+            '7-bit weights against saturation, slower than on a CPU that has them.']
 
 
 def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
@@ -113,7 +117,7 @@ def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.
     if 'onnxruntime' in modes:
         model = apply_modes(model, [m for m in modes if m == 'deploy'])
         path = export_onnx(model, example, os.path.join(work_dir, 'benchmark.onnx'), overwrite=True)
-        session = onnx_runtime_session(path, device)
+        session = onnx_runtime_session(path, device, torch.get_num_threads())
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.cpu().numpy()})
     calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)]  # timing only: any values do
@@ -214,9 +218,11 @@ def predict_path(cfg, checkpoint: str | None, modes, device,
             item = next(iter(inferencer.preprocess(images, batch_size=len(images))))
         return item if isinstance(item, dict) else item[-1]  # mmdet yields [inputs, data]
 
-    network = inferencer.model
-    calibration = [network.data_preprocessor(packed(images), False)['inputs']] if 'int8' in modes else []
-    model = apply_modes(network, modes, calibration, run=lambda x: network(x, mode='tensor'))
+    def in_scope_test_step(data):
+        with in_scope():
+            return inferencer.model.test_step(data)
+
+    model = apply_modes(inferencer.model, modes, [packed(images)] if 'int8' in modes else [], run=in_scope_test_step)
 
     @torch.no_grad()
     def run(images):

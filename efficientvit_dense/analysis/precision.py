@@ -12,7 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsupportedError
 from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
 from .quantize import quantize_int8
 
@@ -44,33 +44,38 @@ def calibration_dataloader(cfg: Config, num_images: int) -> dict:
     return loader
 
 
-@torch.no_grad()
-def calibration_batches(model, cfg: Config, num_images: int, size: tuple[int, int] | None = None):
-    """The first ``num_images`` of ``cfg``'s training split as the network
-    sees them (test pipeline, then ``model``'s data preprocessor), resized
-    to ``size`` if given (an export traced at one size)."""
+def calibration_loader(cfg: Config, num_images: int):
+    """The dataloader of :func:`calibration_dataloader`, built in the
+    config's scope (the dataset's registry)."""
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
-    batches = []
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):  # the dataset's registry
-        loader = Runner.build_dataloader(calibration_dataloader(cfg, num_images))
-    for batch in loader:
-        inputs = model.data_preprocessor(batch, False)['inputs']
-        batches.append(inputs if size is None else F.interpolate(inputs, size=size, mode='bilinear'))
-    return batches
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        return Runner.build_dataloader(calibration_dataloader(cfg, num_images))
+
+
+@torch.no_grad()
+def calibration_batches(model, cfg: Config, num_images: int, size: tuple[int, int]) -> list[torch.Tensor]:
+    """The first ``num_images`` of ``cfg``'s training split as the network
+    sees them (test pipeline, then ``model``'s data preprocessor), resized
+    to ``size``: what an export traced at one size calibrates on."""
+    return [F.interpolate(model.data_preprocessor(batch, False)['inputs'], size=size, mode='bilinear')
+            for batch in calibration_loader(cfg, num_images)]
 
 
 def to_precision(model, precision: str, cfg: Config | None = None,
                  calibration_images: int = CALIBRATION_IMAGES):
     """An mmengine model (detector, segmentor, classifier) in its deploy
-    form and ``precision``, in place; int8 calibrates on the first
-    ``calibration_images`` of ``cfg``'s training split."""
+    form and ``precision``, in place; int8 (on the CPU) calibrates on the
+    first ``calibration_images`` of ``cfg``'s training split, run through
+    the whole predict path (``test_step``), as a two-stage detector needs."""
     check_precision(precision)
     if precision in CAST_PRECISIONS:
         return deploy(model, precision)
-    return quantize_int8(model, calibration_batches(model, cfg, calibration_images),
-                         run=lambda x: model(x, mode='tensor'))
+    if next(model.parameters()).device.type != 'cpu':
+        raise UnsupportedError('int8 runs on the CPU (ONNX Runtime); evaluate it with CUDA_VISIBLE_DEVICES= '
+                               '(empty) so that the model stays there.')
+    return quantize_int8(model, calibration_loader(cfg, calibration_images), run=model.test_step)
 
 
 def float32_parts_note(model, precision: str) -> str:
@@ -91,6 +96,9 @@ class DeployHook(Hook):
         self.calibration_images = calibration_images
 
     def before_test(self, runner) -> None:
+        if self.precision == 'int8' and runner.world_size > 1:
+            raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
+                                   'own share of the images and build another int8 model.')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         to_precision(model, self.precision, runner.cfg, self.calibration_images)
         print_log(f'Evaluating the deploy form in {self.precision}. {float32_parts_note(model, self.precision)}',

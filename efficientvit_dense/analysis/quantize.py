@@ -18,10 +18,11 @@ size is the calibration's.
 """
 from __future__ import annotations
 
+import functools
 import os
 import os.path as osp
+import shutil
 import tempfile
-import types
 import warnings
 from typing import Iterable
 
@@ -32,6 +33,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from ..errors import DataError, OutputExistsError, UnsupportedError
 from ..models.deploy import deploy, low_precision_parts
 from .export import OPSET, export_onnx, onnx_runtime_session
+from .records import cpu_flags
 
 QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')  # the rest (softmax, adds, resizes) runs in float32 between them
 
@@ -49,10 +51,10 @@ class FlatPart(nn.Module):
 
 
 def _record_inputs(part: nn.Module, store: list) -> None:
-    def recording(self, *args, **kwargs):
+    def recording(*args, **kwargs):
         store.append(tree_flatten((args, kwargs)))
-        return type(self).forward(self, *args, **kwargs)
-    part.forward = types.MethodType(recording, part)
+        return type(part).forward(part, *args, **kwargs)
+    part.forward = recording
 
 
 def _run_session(self, *args, **kwargs):
@@ -77,8 +79,6 @@ def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    prepared = path[:-len('.onnx')] + '_prepared.onnx'
-    quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -87,24 +87,30 @@ def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
         def get_next(self):
             return next(self.items, None)
 
-    try:
+    # Without VNNI, x86's uint8 x int8 products can saturate: 7-bit weights avoid it (ONNX Runtime's advice).
+    reduce_range = not cpu_flags() & {'avx512_vnni', 'avx_vnni', 'amx_int8'}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = osp.join(tmp, 'prepared.onnx')
+        quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
         quantize_static(prepared, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=list(QUANTISED_OPS))
-    finally:
-        os.remove(prepared)
     return path
 
 
-def quantize_part(part: nn.Module, samples: list, path: str, threads: int | None = None) -> None:
+def quantize_part(part: nn.Module, samples: list, path: str) -> None:
     """Replace ``part``'s forward, in place, by its int8 form calibrated on
     ``samples`` (flattened inputs recorded from the float32 part), written
-    to ``path``."""
+    to ``path``. ONNX Runtime gets as many threads as PyTorch has."""
     flat, in_spec = samples[0]
-    positions = [i for i, x in enumerate(flat) if isinstance(x, torch.Tensor)]
-    if len(positions) != len(flat):
+    if not all(isinstance(x, torch.Tensor) for x in flat):
         raise UnsupportedError(f'{type(part).__name__} takes inputs other than tensors; int8 quantises parts '
                                'whose inputs are tensors.')
+    shapes = {tuple(tuple(x.shape[1:]) for x in sample) for sample, _ in samples}
+    if len(shapes) > 1:
+        raise DataError(f'The int8 calibration images reach {type(part).__name__} in {len(shapes)} sizes; int8 '
+                        'parts are built for one input size: calibrate and evaluate at one size (a Resize to a '
+                        'fixed scale without keep_ratio, or padding every image to one size).')
     names = [f'input{i}' for i in range(len(flat))]
     wrapped = FlatPart(part, in_spec).eval()
     args, kwargs = tree_unflatten(list(flat), in_spec)
@@ -117,21 +123,21 @@ def quantize_part(part: nn.Module, samples: list, path: str, threads: int | None
         torch.onnx.export(wrapped, tuple(flat), float_path, dynamo=False, opset_version=OPSET, input_names=names,
                           output_names=outputs, dynamic_axes={n: {0: 'batch'} for n in [*names, *outputs]})
     quantize_onnx(float_path, path, [dict(zip(names, sample)) for sample, _ in samples])
-    part.int8_session = onnx_runtime_session(path, 'cpu', threads)
+    part.int8_session = onnx_runtime_session(path, 'cpu', torch.get_num_threads())
     part.int8_input_names = names
     part.int8_input_shapes = [tuple(x.shape[1:]) for x in flat]
     part.int8_out_spec = out_spec
-    part.forward = types.MethodType(_run_session, part)
+    part.forward = functools.partial(_run_session, part)
 
 
 @torch.no_grad()
-def quantize_int8(model: nn.Module, calibration: Iterable, run=None, out_dir: str | None = None,
-                  threads: int | None = None) -> nn.Module:
-    """``model`` in its int8 deploy form, in place: the float32 deploy form
-    first, then each part of :func:`low_precision_parts` quantised on the
-    inputs it received while ``run(batch)`` ran over ``calibration``
-    (default ``run``: the model itself on a tensor batch). The ONNX files go
-    to ``out_dir`` (default: a temporary folder, removed after)."""
+def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Module:
+    """``model`` in its int8 deploy form, in place, on the CPU: the float32
+    deploy form first, then each part of :func:`low_precision_parts`
+    quantised on the inputs it received while ``run(batch)`` ran over
+    ``calibration`` (default ``run``: the model itself on a tensor batch;
+    an mmengine model: ``model.test_step``). The model holds ONNX Runtime
+    sessions: it can no longer be copied or saved whole."""
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
     parts = {name: part for name, part in low_precision_parts(model).items() if any(True for _ in part.parameters())}
@@ -153,8 +159,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None, out_dir: st
         for name, part in parts.items():
             if not store[name]:  # not run at inference (mmseg's auxiliary head)
                 continue
-            file = f'{name or "model"}_int8.onnx'
-            quantize_part(part, store[name], osp.join(out_dir or tmp, file), threads)
+            quantize_part(part, store[name], osp.join(tmp, f'{name or "model"}_int8.onnx'))
     return model
 
 
@@ -167,8 +172,9 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: str, calibra
         raise OutputExistsError(f'{path} already exists; choose another output path.')
     with tempfile.TemporaryDirectory() as tmp:
         float_path = export_onnx(model, example, osp.join(tmp, 'float32.onnx'))
-        quantize_onnx(float_path, path + '.partial', [{'images': x} for x in calibration])
-    os.replace(path + '.partial', path)
+        quantized = quantize_onnx(float_path, osp.join(tmp, 'int8.onnx'), [{'images': x} for x in calibration])
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        shutil.move(quantized, path)
     return path
 
 

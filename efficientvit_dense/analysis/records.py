@@ -11,15 +11,17 @@ import torch
 from ..errors import OutputExistsError
 
 # The instruction sets that decide how fast a CPU runs each precision.
-RELEVANT_ISA = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8')
+RELEVANT_ISA = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8',
+                'bf16', 'i8mm')
 
 
 def cpu_flags() -> set[str]:
-    """This CPU's feature flags as ``lscpu`` lists them (empty where
-    /proc/cpuinfo is not there)."""
+    """This CPU's feature flags as ``lscpu`` lists them (x86 ``flags``, Arm
+    ``Features``; empty where /proc/cpuinfo is not there)."""
     try:
         with open('/proc/cpuinfo') as f:
-            return next((set(line.split(':', 1)[1].split()) for line in f if line.startswith('flags')), set())
+            return next((set(line.split(':', 1)[1].split()) for line in f
+                         if line.startswith(('flags', 'Features'))), set())
     except OSError:
         return set()
 

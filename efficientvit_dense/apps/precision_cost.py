@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 import os.path as osp
 import statistics
+import time
 
 import numpy as np
+import torch
 
-from ..analysis.precision import PRECISIONS, DeployHook, check_precision, float32_parts_note
+from ..analysis.precision import CALIBRATION_IMAGES, PRECISIONS, DeployHook, check_precision, float32_parts_note
 from ..analysis.records import environment, new_stem
 from ..analysis.report import ACCURACY_KEYS
 from ..analysis.timing import interleaved_times
 from ..engine.config import load_config
 from ..engine.runner import test
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError, OutputExistsError, UnsupportedError
 from . import REPO_ROOT
 
 
@@ -39,7 +41,7 @@ def headline(metrics: dict) -> tuple[str, float]:
 
 def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECISIONS,
                    cfg_options: dict | None = None, data_root: str | None = None,
-                   calibration_images: int = 32, warmup: int = 2, repeats: int = 5) -> list[dict]:
+                   calibration_images: int = CALIBRATION_IMAGES, warmup: int = 2, repeats: int = 5) -> list[dict]:
     """One JSON-ready record per precision: the headline metric, every
     metric, and images/s of the predict path (one test batch, the models
     timed in turns). Logs go to ``work_dir/<precision>``; the records to a
@@ -47,17 +49,24 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
     precisions = [check_precision(p) for p in precisions]
     if len(set(precisions)) != len(precisions):
         raise ConfigError(f'Precisions {precisions} name one twice.')
-    evaluated = []
-    for precision in precisions:
+    if 'int8' in precisions and torch.cuda.is_available():
+        raise UnsupportedError('int8 runs on the CPU (ONNX Runtime), and mmengine puts the model on the GPU: run '
+                               'with CUDA_VISIBLE_DEVICES= (empty), or leave int8 out of --precisions.')
+    evaluated = {}
+    # int8 first: it is the one that can refuse the data (its parts are built for one input size).
+    for precision in sorted(precisions, key=lambda p: p != 'int8'):
         cfg = load_config(config, cfg_options, work_dir=osp.join(work_dir, precision), data_root=data_root)
+        cfg.experiment_name = f'{precision}_{time.strftime("%Y%m%d_%H%M%S")}'  # a logger of its own per run
         hook = _KeepRunner(precision, calibration_images)
         metrics = test(cfg, checkpoint, hooks=[hook])
-        evaluated.append((precision, metrics, hook.runner))
+        evaluated[precision] = (metrics, hook.runner)
+    evaluated = [(p, *evaluated[p]) for p in precisions]
     batch = next(iter(evaluated[0][2].test_dataloader))
+    device = next(evaluated[0][2].model.parameters()).device
     calls = [lambda model=runner.model: model.test_step(batch) for _, _, runner in evaluated]
-    times = interleaved_times(calls, warmup, repeats)
+    times = interleaved_times(calls, warmup, repeats, device)
     images = len(batch['inputs'])
-    env = environment('cpu')
+    env = environment(device)
     records = []
     for (precision, metrics, runner), seconds in zip(evaluated, times):
         label, value = headline(metrics)
@@ -83,14 +92,14 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
 
 def format_cost(records: list[dict]) -> str:
     first = records[0]
+    base = next((r for r in records if r['precision'] == 'float32'), first)  # what the differences are to
     isa = ' '.join(first.get('isa', [])) or 'none of the relevant flags'
     lines = [f'{first["model"]} ({first["checkpoint"]}), test split; {first["device"]} ({isa}), '
              f'{first["threads"]} threads; speed: batch {first["batch_size"]} at '
              f'{first["input_size"][0]}x{first["input_size"][1]}, median of {first["repeats"]}, timed in turns',
-             f'{"precision":<10} {first["metric"]:>8} {"vs float32":>10} {"images/s":>9} {"speed":>7}']
-    base = next((r for r in records if r['precision'] == 'float32'), first)
+             f'{"precision":<10} {first["metric"]:>8} {"vs " + base["precision"]:>11} {"images/s":>9} {"speed":>7}']
     for r in records:
-        lines.append(f'{r["precision"]:<10} {r["value"]:>8.2f} {r["value"] - base["value"]:>+10.2f} '
+        lines.append(f'{r["precision"]:<10} {r["value"]:>8.2f} {r["value"] - base["value"]:>+11.2f} '
                      f'{r["images_per_s"]:>9.1f} {r["images_per_s"] / base["images_per_s"]:>6.2f}x')
     notes = sorted({r['float32_parts'] for r in records if r['float32_parts']})
     return '\n'.join(lines + notes + [f'saved {first.get("saved", "")}'])

@@ -9,7 +9,7 @@ calibration data, so it lives with the tools that have it
 """
 from __future__ import annotations
 
-import types
+import functools
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ LOW_PRECISION_PARTS = ('backbone', 'neck', 'bbox_head', 'rpn_head', 'decode_head
 # What stays float32 in an mmengine model, and why.
 FLOAT32_PARTS = {
     'data_preprocessor': 'normalises and pads the images',
-    'roi_head': "Mask R-CNN's box and mask heads: mmcv's RoIAlign has no bfloat16 kernel on CPU",
+    'roi_head': "Mask R-CNN's box and mask heads: mmcv's RoIAlign runs in float32 only on CPU",
     'post-processing': "anchors, box decoding and NMS; resizing to the image; softmax",
 }
 
@@ -105,11 +105,18 @@ def run_in_precision(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     """``module``'s weights cast to ``dtype`` (channels_last convolutions), in
     place; its forward still takes and gives float32. An instance attribute
     rather than a hook, because mmseg's heads call ``self.forward`` directly;
-    ``copy.deepcopy`` rebinds it to the copy."""
+    a ``functools.partial``, so that ``copy.deepcopy`` binds it to the copy
+    and ``torch.save(model)`` loads again. A part already cast stays in its
+    precision: deploy a fresh copy for another."""
+    current = getattr(module, 'compute_dtype', torch.float32)
+    if current == dtype:
+        return module
+    if current != torch.float32:
+        raise UnsupportedError(f'{type(module).__name__} already runs in {current}; deploy a fresh copy of the '
+                               f'model for {dtype}.')
     module.to(dtype=dtype, memory_format=torch.channels_last)
     module.compute_dtype = dtype
-    if dtype != torch.float32:
-        module.forward = types.MethodType(_forward_in_precision, module)
+    module.forward = functools.partial(_forward_in_precision, module)
     return module
 
 
@@ -153,7 +160,6 @@ def deploy(model: nn.Module, precision: str = 'float32') -> nn.Module:
 def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """Each part of :func:`low_precision_parts` run in ``dtype``, in place,
     deployed or not (a peer cast to bfloat16 by hand is timed this way)."""
-    if dtype != torch.float32:
-        for part in low_precision_parts(model).values():
-            run_in_precision(part, dtype)
+    for part in low_precision_parts(model).values():
+        run_in_precision(part, dtype)
     return model

@@ -414,7 +414,7 @@ class EfficientViT(BaseModule):
             fuse_batchnorm(self.eval())
             replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
             self.deployed = True
-        return run_in_precision(self, dtype) if dtype != torch.float32 else self
+        return run_in_precision(self, dtype)
 
     def _freeze_stages(self):
         for module in [self.patch_embed, *self.stages][:self.frozen_stages + 1]:

@@ -48,6 +48,8 @@ def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
     torch.save(low, buffer)
     loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
     assert torch.equal(loaded(x)[-1], out[-1])
+    # timm's way to chosen stages gives the same maps, float32 too
+    assert all(torch.equal(a, b) for a, b in zip(low.forward_intermediates(x, intermediates_only=True), out))
     with pytest.raises(UnsupportedError, match='already runs in torch.bfloat16; deploy a fresh copy'):
         low.switch_to_deploy('float32')
 

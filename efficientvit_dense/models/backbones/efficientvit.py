@@ -360,13 +360,14 @@ class EfficientViT(BaseModule):
                                   f'{stages} stages.')
         last = max(take) if stop_early else stages - 1
         self._check_input_size(x)
-        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last) if self.deployed else x)
+        dtype = getattr(self, 'compute_dtype', torch.float32)  # deployed in bfloat16: float32 in and out, as forward
+        x = self.patch_embed(x.to(dtype).contiguous(memory_format=torch.channels_last) if self.deployed else x)
         intermediates = []
         for i, stage in enumerate(self.stages[:last + 1]):
             x = stage(x, with_cp=self.with_cp and self.training)
             if i in take:
-                intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+                intermediates.append(x.float())
+        return intermediates if intermediates_only else (x.float(), intermediates)
 
     def init_weights(self):
         cfg = self.init_cfg

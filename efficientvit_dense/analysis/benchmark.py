@@ -19,7 +19,7 @@ from ..models import ARCH_SETTINGS, EfficientViT, deploy
 from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
 from .quantize import quantize_int8
-from .records import cpu_flags, environment
+from .records import NATIVE_FLAGS, cpu_flags, environment
 from .timing import throughput_and_latency
 
 MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none of them: eager
@@ -34,8 +34,6 @@ MODE_HELP = {
     'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
 }
 PRECISION_MODES = {'fp16': 'float16', 'bf16': 'bfloat16', 'int8': 'int8'}
-# The CPU flags under which a precision runs natively (x86; bf16: Arm's), and without which it is emulated.
-NATIVE_FLAGS = {'bfloat16': ('avx512_bf16', 'amx_bf16', 'bf16'), 'int8': ('avx512_vnni', 'amx_int8', 'avx_vnni')}
 
 
 def precision_of(modes) -> str:
@@ -56,7 +54,7 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
     if 'int8' in modes:
         if not on_cpu:
             raise UnsupportedError('int8 runs on the CPU (oneDNN / ONNX Runtime); on a GPU, time fp16 or bf16.')
-        if set(modes) - {'int8', 'deploy'} or 'deploy' not in modes:
+        if set(modes) != {'int8', 'deploy'}:
             raise UnsupportedError('int8 quantises the deploy form: use --modes deploy int8.')
     if 'onnxruntime' in modes:
         if predict_path:
@@ -120,7 +118,8 @@ def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.
         session = onnx_runtime_session(path, device, torch.get_num_threads())
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.cpu().numpy()})
-    calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)]  # timing only: any values do
+    # int8: any values calibrate well enough for timing
+    calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)] if 'int8' in modes else []
     model = apply_modes(model, modes, calibration)
     memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
 

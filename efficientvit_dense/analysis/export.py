@@ -15,6 +15,7 @@ import os.path as osp
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils._pytree import tree_flatten
 
 from ..errors import OutputExistsError
 
@@ -83,5 +84,15 @@ def max_difference_to_pytorch(model: nn.Module, path: str, inputs: torch.Tensor,
         reference = TensorOutputs(model.eval())(inputs)
     if len(ours) != len(reference):
         raise RuntimeError(f'{path} gives {len(ours)} outputs, PyTorch {len(reference)}.')
-    difference = max(float(np.abs(o - r.numpy()).max()) for o, r in zip(ours, reference))
-    return difference / max(float(r.abs().max()) for r in reference) if relative else difference
+    return max_difference(reference, ours, relative)
+
+
+def max_difference(reference, outputs, relative: bool = False) -> float:
+    """Largest absolute difference between two (nested) sets of outputs,
+    tensors or arrays; ``relative``: divided by the largest absolute
+    reference value."""
+    def leaves(tree):
+        return [torch.as_tensor(x).float() for x in tree_flatten(tree)[0] if isinstance(x, (torch.Tensor, np.ndarray))]
+    reference, outputs = leaves(reference), leaves(outputs)
+    difference = max(float((o - r).abs().max()) for o, r in zip(outputs, reference))
+    return difference / (max(float(r.abs().max()) for r in reference) or 1.0) if relative else difference

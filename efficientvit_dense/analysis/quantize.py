@@ -33,7 +33,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from ..errors import DataError, OutputExistsError, UnsupportedError
 from ..models.deploy import deploy, low_precision_parts
 from .export import OPSET, export_onnx, onnx_runtime_session
-from .records import cpu_flags
+from .records import NATIVE_FLAGS, cpu_flags
 
 QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')  # the rest (softmax, adds, resizes) runs in float32 between them
 
@@ -79,7 +79,6 @@ def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-
     class Reader(CalibrationDataReader):
         def __init__(self):
             self.items = iter([{n: x.detach().float().numpy() for n, x in feed.items()} for feed in calibration])
@@ -88,7 +87,7 @@ def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
             return next(self.items, None)
 
     # Without VNNI, x86's uint8 x int8 products can saturate: 7-bit weights avoid it (ONNX Runtime's advice).
-    reduce_range = not cpu_flags() & {'avx512_vnni', 'avx_vnni', 'amx_int8'}
+    reduce_range = not cpu_flags() & set(NATIVE_FLAGS['int8'])
     with tempfile.TemporaryDirectory() as tmp:
         prepared = osp.join(tmp, 'prepared.onnx')
         quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
@@ -136,11 +135,13 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Modul
     deploy form first, then each part of :func:`low_precision_parts`
     quantised on the inputs it received while ``run(batch)`` ran over
     ``calibration`` (default ``run``: the model itself on a tensor batch;
-    an mmengine model: ``model.test_step``). The model holds ONNX Runtime
-    sessions: it can no longer be copied or saved whole."""
+    give an mmengine model's ``test_step``, which a two-stage detector
+    needs). The model holds ONNX Runtime sessions: it can no longer be
+    copied or saved whole."""
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
-    parts = {name: part for name, part in low_precision_parts(model).items() if any(True for _ in part.parameters())}
+    parts = {name: part for name, part in low_precision_parts(model).items()
+             if next(part.parameters(), None) is not None}
     store = {name: [] for name in parts}
     for name, part in parts.items():
         _record_inputs(part, store[name])
@@ -176,15 +177,4 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: str, calibra
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         shutil.move(quantized, path)
     return path
-
-
-def max_relative_difference(reference, other) -> float:
-    """Largest absolute difference over all outputs, relative to the
-    largest absolute reference value."""
-    ref, _ = tree_flatten(reference)
-    out, _ = tree_flatten(other)
-    ref = [r for r in ref if isinstance(r, torch.Tensor)]
-    out = [o for o in out if isinstance(o, torch.Tensor)]
-    scale = max(float(r.abs().max()) for r in ref) or 1.0
-    return max(float((o.float() - r.float()).abs().max()) for o, r in zip(out, ref)) / scale
 

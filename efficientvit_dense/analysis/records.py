@@ -15,6 +15,11 @@ RELEVANT_ISA = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 
                 'bf16', 'i8mm')
 
 
+# The flags under which a precision runs natively (x86; bf16: Arm's); without them bfloat16 is
+# emulated and int8's products run without VNNI.
+NATIVE_FLAGS = {'bfloat16': ('avx512_bf16', 'amx_bf16', 'bf16'), 'int8': ('avx512_vnni', 'amx_int8', 'avx_vnni')}
+
+
 def cpu_flags() -> set[str]:
     """This CPU's feature flags as ``lscpu`` lists them (x86 ``flags``, Arm
     ``Features``; empty where /proc/cpuinfo is not there)."""

@@ -83,8 +83,13 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def _cast_floats(tree, dtype: torch.dtype):
-    return tree_map(lambda x: x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x, tree)
+def _cast_floats(tree, dtype: torch.dtype, memory_format=torch.preserve_format):
+    """Every float tensor in ``tree`` in ``dtype`` (4-d maps in ``memory_format``)."""
+    def cast(x):
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+            return x
+        return x.to(dtype, memory_format=memory_format if x.dim() == 4 else torch.preserve_format)
+    return tree_map(cast, tree)
 
 
 def _forward_in_precision(self, *args, **kwargs):
@@ -92,13 +97,8 @@ def _forward_in_precision(self, *args, **kwargs):
     its dtype on the way in (channels_last maps, which oneDNN's bfloat16
     kernels prefer) and back to float32 on the way out; nothing is cast
     inside."""
-    def enter(x):
-        if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-            return x
-        x = x.to(self.compute_dtype)
-        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-    out = type(self).forward(self, *tree_map(enter, args), **tree_map(enter, kwargs))
-    return _cast_floats(out, torch.float32)
+    args, kwargs = _cast_floats((args, kwargs), self.compute_dtype, torch.channels_last)
+    return _cast_floats(type(self).forward(self, *args, **kwargs), torch.float32)
 
 
 def run_in_precision(module: nn.Module, dtype: torch.dtype) -> nn.Module:

@@ -2,6 +2,11 @@
 # Create .venv/ and install the whole stack into it, building mmcv 2.1.0 with
 # its compiled ops when no usable wheel is cached. Safe to run again: once the
 # environment matches this checkout it returns in seconds.
+#
+# mmcv gets CUDA ops when torch sees a GPU (for the GPUs present), or when
+# asked on a machine without one, e.g. a cluster's login node:
+#   EVD_MMCV_CUDA=1 TORCH_CUDA_ARCH_LIST="9.0" make setup
+# EVD_MMCV_CUDA=0 forces CPU ops only; scripts/mmcv_build_plan.py has the rules.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +29,8 @@ pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q
 # The stamp records what the environment was built from; a match means there
 # is nothing to do.
 stamp_file="$VENV/.efficientvit-dense-setup"
-want_stamp=$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)-torch$TORCH_VERSION
+want_stamp=$(cat pyproject.toml scripts/setup_env.sh scripts/mmcv_build_plan.py | sha256sum | cut -d' ' -f1)
+want_stamp="$want_stamp-torch$TORCH_VERSION-cuda${EVD_MMCV_CUDA:-auto}-arch${TORCH_CUDA_ARCH_LIST:-}"
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$want_stamp" ] \
    && "$VENV/bin/python" -c 'import mmcv.ops, efficientvit_dense' 2>/dev/null; then
   log "environment in $VENV is up to date"
@@ -43,17 +49,24 @@ pip_install --upgrade pip
 pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
   "setuptools>=64,<82" wheel ninja
 
-flavour=$("$VENV/bin/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
-wheel_dir="$CACHE_DIR/wheels/torch-$TORCH_VERSION-$flavour"
+# CPU or CUDA ops, for which GPUs, with which nvcc: decided (or refused with
+# what to install) before any compiling starts.
+plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || exit 1
+eval "$plan"
+wheel_dir="$CACHE_DIR/wheels/$mmcv_wheel_key"
 mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
 
 build_mmcv() {
   local work log_file pid start status
   work=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
-  log_file="$CACHE_DIR/mmcv-build.log"
+  log_file="$CACHE_DIR/mmcv-build-$mmcv_wheel_key.log"
   mkdir -p "$wheel_dir"; rm -rf "$wheel_dir.partial"
-  log "no cached mmcv $MMCV_VERSION wheel for torch $TORCH_VERSION ($flavour): building it from source"
-  log "this compiles about 77 C++ files and takes ~25 minutes on 2 cores; log: $log_file"
+  log "no cached mmcv $MMCV_VERSION wheel for $mmcv_wheel_key: building it from source; log: $log_file"
+  if [ "$mmcv_flavour" = cuda ]; then
+    log "CUDA ops for TORCH_CUDA_ARCH_LIST=$mmcv_arch_list with $mmcv_cuda_home/bin/nvcc: about 190 files, an hour on 2 cores"
+  else
+    log "CPU ops: about 77 C++ files, ~10 minutes on 2 cores (AVX-512 Xeon) to ~27 (AVX2 EPYC)"
+  fi
   "$VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
     --no-binary mmcv --no-build-isolation "mmcv==$MMCV_VERSION" -d "$work" \
     || die "could not download the mmcv $MMCV_VERSION source distribution"
@@ -64,7 +77,13 @@ build_mmcv() {
     || die "could not patch the C++ standard flag in mmcv's setup.py"
 
   start=$(date +%s)
-  (cd "$work/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+  local cuda_env=(FORCE_CUDA=0)
+  if [ "$mmcv_flavour" = cuda ]; then
+    # FORCE_CUDA makes mmcv's setup.py compile the CUDA ops even where no GPU is visible.
+    cuda_env=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$mmcv_arch_list" "CUDA_HOME=$mmcv_cuda_home"
+              "PATH=$mmcv_cuda_home/bin:$PATH")
+  fi
+  (cd "$work/mmcv-$MMCV_VERSION" && env "${cuda_env[@]}" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
      "$VENV/bin/python" -m pip wheel -v --no-deps --no-build-isolation . -w "$wheel_dir.partial") \
      >"$log_file" 2>&1 &
   pid=$!
@@ -100,5 +119,9 @@ pip_install -e ".[test]"
 
 "$VENV/bin/python" -c 'import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, efficientvit_dense' \
   || die "the stack was installed but does not import; see the error above"
+if [ "$mmcv_flavour" = cuda ]; then
+  "$VENV/bin/python" -c 'import sys, mmcv.ops; v = mmcv.ops.get_compiling_cuda_version(); print("[setup] mmcv CUDA ops compiled with CUDA", v); sys.exit(v == "not available")' \
+    || die "mmcv was installed from $mmcv_wheel but has no CUDA ops; delete that wheel and run make setup again"
+fi
 echo "$want_stamp" >"$stamp_file"
 log "done: activate with 'source $VENV/bin/activate'"

@@ -51,7 +51,15 @@ pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
 
 # CPU or CUDA ops, for which GPUs, with which nvcc: decided (or refused with
 # what to install) before any compiling starts.
-plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || exit 1
+plan_status=0; plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || plan_status=$?
+if [ "$plan_status" -eq 3 ]; then  # no nvcc of torch's CUDA version: NVIDIA's pip package of it
+  eval "$plan"
+  log "installing $mmcv_nvcc_requirement (NVIDIA's nvcc) into $VENV"
+  pip_install "$mmcv_nvcc_requirement" \
+    || die "could not install $mmcv_nvcc_requirement; install the CUDA toolkit of torch's CUDA version, set CUDA_HOME to it and run make setup again (or EVD_MMCV_CUDA=0 for CPU ops only)"
+  plan_status=0; plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || plan_status=$?
+fi
+[ "$plan_status" -eq 0 ] || exit 1
 eval "$plan"
 wheel_dir="$CACHE_DIR/wheels/$mmcv_wheel_key"
 mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
@@ -82,6 +90,12 @@ build_mmcv() {
     # FORCE_CUDA makes mmcv's setup.py compile the CUDA ops even where no GPU is visible.
     cuda_env=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$mmcv_arch_list" "CUDA_HOME=$mmcv_cuda_home"
               "PATH=$mmcv_cuda_home/bin:$PATH")
+    if [ -n "$mmcv_include_dirs" ]; then
+      # Library headers torch's CUDA headers include, from torch's pip CUDA packages: g++ reads CPATH, nvcc
+      # takes NVCC_APPEND_FLAGS.
+      cuda_env+=("CPATH=$mmcv_include_dirs${CPATH:+:$CPATH}"
+                 "NVCC_APPEND_FLAGS=${NVCC_APPEND_FLAGS:-} -I${mmcv_include_dirs//:/ -I}")
+    fi
   fi
   (cd "$work/mmcv-$MMCV_VERSION" && env "${cuda_env[@]}" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
      "$VENV/bin/python" -m pip wheel -v --no-deps --no-build-isolation . -w "$wheel_dir.partial") \

@@ -2,7 +2,7 @@
 # it already is; about 30 minutes on a fresh machine, mostly building mmcv).
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo demo-seg demo-cls compare test
+.PHONY: setup demo demo-seg demo-cls compare test gpu-check
 
 setup:
 	bash scripts/setup_env.sh
@@ -21,3 +21,8 @@ compare: setup
 
 test: setup
 	$(PYTHON_VENV) -m pytest
+
+# On a machine with an NVIDIA GPU: mmcv's CUDA ops, mixed-precision training,
+# a test pass and the GPU speed figures (tools/gpu_check.py).
+gpu-check: setup
+	$(PYTHON_VENV) tools/gpu_check.py

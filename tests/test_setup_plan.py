@@ -16,16 +16,29 @@ NO_GPU = build.TorchFacts('2.14.1', '13.0', ())
 H100_AND_A100 = build.TorchFacts('2.14.1', '13.0', ('9.0', '9.0', '8.0'))
 
 
-def toolkit(root: Path, release: str, headers: bool = True) -> Path:
-    """A CUDA toolkit folder whose nvcc reports ``release``."""
+def toolkit(root: Path, release: str, headers: bool = True, libraries: bool = True) -> Path:
+    """A CUDA toolkit folder whose nvcc reports ``release``, with the CUDA
+    runtime's headers (``headers``) and cuBLAS/cuSOLVER/cuSPARSE's (``libraries``)."""
     (root / 'bin').mkdir(parents=True)
     nvcc = root / 'bin' / 'nvcc'
     nvcc.write_text(f'#!/bin/sh\necho "Cuda compilation tools, release {release}, V{release}.1"\n')
     nvcc.chmod(0o755)
     if headers:
         (root / 'include').mkdir()
-        (root / 'include' / 'cuda_runtime.h').write_text('')
+        for header in ('cuda_runtime.h', *(build.LIBRARY_HEADERS if libraries else ())):
+            (root / 'include' / header).write_text('')
     return root
+
+
+def pip_cuda(nvidia_root: Path, with_nvcc: bool) -> Path:
+    """torch's pip CUDA packages (site-packages/nvidia/cu13: headers, and nvcc once installed)."""
+    folder = nvidia_root / 'cu13'
+    if with_nvcc:
+        return toolkit(folder, '13.0')
+    (folder / 'include').mkdir(parents=True)
+    for header in ('cuda_runtime.h', *build.LIBRARY_HEADERS):
+        (folder / 'include' / header).write_text('')
+    return folder
 
 
 def plan(facts, env, tmp_path):
@@ -75,14 +88,43 @@ def test_an_nvcc_wrapper_outside_the_toolkit_is_passed_over_for_the_toolkit(tmp_
     assert plan(H100_AND_A100, {'PATH': str(wrapper / 'bin')}, tmp_path).cuda_home == str(real)
 
 
-def test_no_matching_nvcc_stops_with_what_to_install(tmp_path):
+def test_no_matching_nvcc_asks_for_nvidias_pip_nvcc_of_torchs_cuda(tmp_path):
     old = toolkit(tmp_path / 'old', '12.4')
-    with pytest.raises(build.PlanError) as caught:
+    with pytest.raises(build.NvccMissing) as caught:
         plan(H100_AND_A100, {'PATH': str(old / 'bin')}, tmp_path)
     message = str(caught.value)
     assert 'CUDA 13.0' in message and 'nvcc 13.x' in message
     assert f'{old}/bin/nvcc (12.4)' in message
-    assert 'CUDA_HOME' in message and 'EVD_MMCV_CUDA=0' in message
+    assert caught.value.requirement == 'nvidia-cuda-nvcc==13.0.*'
+    assert build.nvcc_requirement('12.8') == 'nvidia-cuda-nvcc-cu12==12.8.*'
+
+
+def test_nvidias_pip_nvcc_next_to_torchs_cuda_libraries_is_used(tmp_path):
+    pip = pip_cuda(tmp_path / 'site-packages' / 'nvidia', with_nvcc=True)
+    facts = build.TorchFacts('2.14.1', '13.0', ('9.0',), str(tmp_path / 'site-packages' / 'nvidia'))
+    result = plan(facts, {}, tmp_path)
+    assert (result.cuda_home, result.include_dirs) == (str(pip), '')
+
+
+def test_an_nvcc_only_toolkit_takes_the_library_headers_from_torchs_pip_packages(tmp_path):
+    """torch's ATen/cuda headers include cusparse.h and others, which an
+    nvcc-only toolkit lacks (the first CUDA build here stopped on it)."""
+    cuda = toolkit(tmp_path / 'system' / 'cuda-13.0', '13.0', libraries=False)
+    with pytest.raises(build.PlanError, match='cublas_v2.h, cublasLt.h, cusolverDn.h, cusparse.h'):
+        plan(H100_AND_A100, {}, tmp_path)
+    pip = pip_cuda(tmp_path / 'site-packages' / 'nvidia', with_nvcc=False)
+    facts = build.TorchFacts('2.14.1', '13.0', ('9.0',), str(tmp_path / 'site-packages' / 'nvidia'))
+    result = plan(facts, {}, tmp_path)
+    assert (result.cuda_home, result.include_dirs) == (str(cuda), str(pip / 'include'))
+
+
+def test_the_setup_is_told_which_package_installs_nvcc(monkeypatch, capsys):
+    def no_nvcc(*args):
+        raise build.NvccMissing('no nvcc 13.x', 'nvidia-cuda-nvcc==13.0.*')
+    monkeypatch.setattr(build, 'plan', no_nvcc)
+    assert build.main() == 3
+    out, err = capsys.readouterr()
+    assert out == "mmcv_nvcc_requirement='nvidia-cuda-nvcc==13.0.*'\n" and 'no nvcc 13.x' in err
 
 
 @pytest.mark.parametrize('facts, env, names', [

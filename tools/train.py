@@ -3,12 +3,13 @@ mmpretrain alike), with the options mmdet's tools/train.py has.
 
     python tools/train.py configs/retinanet_efficientvit_m4_coco.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --resume
+    python tools/train.py CONFIG --amp            # float16 mixed precision on GPUs; --amp bfloat16
     python tools/train.py CONFIG --cfg-options model.backbone.init_cfg.checkpoint=efficientvit_m4.pth
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
 from efficientvit_dense import cli
 from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.runner import train
+from efficientvit_dense.engine.runner import AMP_DTYPES, train
 
 
 def main(argv=None):
@@ -17,7 +18,8 @@ def main(argv=None):
     cli.add_run_args(parser, 'where logs and checkpoints go (default work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    parser.add_argument('--amp', nargs='?', const='float16', choices=AMP_DTYPES, default=None,
+                        help='mixed precision on a GPU: float16 (the default, with dynamic loss scaling) or bfloat16')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by your total batch size / the config's base batch size")
     args = cli.parse(parser, argv)

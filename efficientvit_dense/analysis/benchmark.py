@@ -22,11 +22,13 @@ from .quantize import quantize_int8
 from .records import NATIVE_FLAGS, cpu_flags, environment
 from .timing import throughput_and_latency
 
-MODES = ('deploy', 'channels_last', 'compile', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none of them: eager
+MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none: eager
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
     'channels_last': 'NHWC memory format for weights and input',
     'compile': 'torch.compile (inductor)',
+    'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '
+                  'batches, which are launch-bound on GPUs',
     'fp16': 'weights and activations in float16 (GPU)',
     'bf16': 'weights and activations in bfloat16 (backbone, neck and heads; float32 in and out)',
     'int8': 'static int8 quantisation by ONNX Runtime, calibrated on the timed inputs (timing only; '
@@ -48,6 +50,8 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
     if len(set(modes) & set(PRECISION_MODES)) > 1:
         raise UnsupportedError(f'Choose one precision of {", ".join(PRECISION_MODES)}.')
     on_cpu = torch.device(device).type == 'cpu'
+    if 'cudagraphs' in modes and on_cpu:
+        raise UnsupportedError('cudagraphs replays CUDA graphs, on a GPU; on a CPU, time compile.')
     if 'fp16' in modes and on_cpu:
         raise UnsupportedError('fp16 is for GPUs; on a CPU, time bf16 (native where lscpu lists amx_bf16 or '
                                'avx512_bf16) or int8.')
@@ -97,8 +101,9 @@ def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
     model = cast(model, dtype)
     if 'channels_last' in modes:
         model = model.to(memory_format=torch.channels_last)
-    if 'compile' in modes:
-        compiled = functools.partial(torch.compile, dynamic=False)
+    if 'compile' in modes or 'cudagraphs' in modes:
+        compiled = functools.partial(torch.compile, dynamic=False,
+                                     mode='reduce-overhead' if 'cudagraphs' in modes else None)
         if hasattr(model, 'data_preprocessor'):
             for part in ('backbone', 'neck'):
                 if getattr(model, part, None) is not None:

@@ -43,7 +43,7 @@ class Request:
     """What the command line asked for, beside the config."""
     launcher: str = 'none'
     resume: str | bool = False  # train: False, True (the work dir's latest checkpoint) or a path
-    amp: bool = False
+    amp: str | None = None  # train: mixed precision in 'float16' or 'bfloat16'
     auto_scale_lr: bool = False
     checkpoint: str | None = None  # test: the weights to evaluate
     out: str | None = None  # test: dump the raw predictions here
@@ -83,10 +83,27 @@ def own_visualizer(cfg: Config, request: Request) -> None:
         cfg.visualizer.pop('name', None)
 
 
+AMP_DTYPES = ('float16', 'bfloat16')
+
+
 def mixed_precision(cfg: Config, request: Request) -> None:
-    if request.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    """mmengine's AmpOptimWrapper: float16 with dynamic loss scaling, or
+    bfloat16, whose float32-sized exponent needs no scaling."""
+    if not request.amp:
+        return
+    if request.amp not in AMP_DTYPES:
+        raise ConfigError(f'--amp {request.amp}: choose one of {", ".join(AMP_DTYPES)}.')
+    if not torch.cuda.is_available():  # mmengine's wrapper asserts a GPU
+        raise ConfigError('--amp trains in mixed precision on a GPU (mmengine\'s AmpOptimWrapper), and none is '
+                          'visible here; train without --amp (float32).')
+    if request.amp == 'bfloat16' and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f'--amp bfloat16: {torch.cuda.get_device_name()} has no bfloat16; use --amp float16.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = request.amp
+    if request.amp == 'float16':
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.loss_scale = dict(enabled=False)
 
 
 def scaled_learning_rate(cfg: Config, request: Request) -> None:
@@ -246,10 +263,11 @@ def missing_files_named():
         raise NotWritableError(f'{err}; choose a folder you may write into (--work-dir, --out).') from err
 
 
-def train(cfg: Config, resume: str | bool = False, amp: bool = False, auto_scale_lr: bool = False,
+def train(cfg: Config, resume: str | bool = False, amp: str | None = None, auto_scale_lr: bool = False,
           launcher: str = 'none') -> Runner:
     """Train with mmengine's Runner. ``resume``: False, True (the latest
-    checkpoint in the work dir) or a checkpoint path."""
+    checkpoint in the work dir) or a checkpoint path; ``amp``: None, or
+    'float16' / 'bfloat16' for mixed precision on a GPU."""
     request = Request(launcher, resume, amp, auto_scale_lr)
     try:
         prepare(cfg, request, TRAIN_STEPS)

@@ -26,12 +26,14 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
 
-# The stamp records what the environment was built from; a match means there
-# is nothing to do.
+# The stamp records what the environment was built from, the mmcv wheel's key
+# included (a venv made on a CPU machine is not up to date on a GPU node); a
+# match means there is nothing to do.
 stamp_file="$VENV/.efficientvit-dense-setup"
-want_stamp=$(cat pyproject.toml scripts/setup_env.sh scripts/mmcv_build_plan.py | sha256sum | cut -d' ' -f1)
-want_stamp="$want_stamp-torch$TORCH_VERSION-cuda${EVD_MMCV_CUDA:-auto}-arch${TORCH_CUDA_ARCH_LIST:-}"
-if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$want_stamp" ] \
+sources_hash=$(cat pyproject.toml scripts/setup_env.sh scripts/mmcv_build_plan.py | sha256sum | cut -d' ' -f1)
+plan_mmcv() { "$VENV/bin/python" scripts/mmcv_build_plan.py "$1" "$CACHE_DIR/wheels"; }
+if [ -f "$stamp_file" ] && wheel_plan=$(plan_mmcv wheel 2>/dev/null) && eval "$wheel_plan" \
+   && [ "$(cat "$stamp_file")" = "$sources_hash-$mmcv_wheel_key" ] \
    && "$VENV/bin/python" -c 'import mmcv.ops, efficientvit_dense' 2>/dev/null; then
   log "environment in $VENV is up to date"
   exit 0
@@ -49,20 +51,29 @@ pip_install --upgrade pip
 pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
   "setuptools>=64,<82" wheel ninja
 
-# CPU or CUDA ops, for which GPUs, with which nvcc: decided (or refused with
-# what to install) before any compiling starts.
-plan_status=0; plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || plan_status=$?
-if [ "$plan_status" -eq 3 ]; then  # no nvcc of torch's CUDA version: NVIDIA's pip package of it
-  eval "$plan"
-  log "installing $mmcv_nvcc_requirement (NVIDIA's nvcc) into $VENV"
-  pip_install "$mmcv_nvcc_requirement" \
-    || die "could not install $mmcv_nvcc_requirement; install the CUDA toolkit of torch's CUDA version, set CUDA_HOME to it and run make setup again (or EVD_MMCV_CUDA=0 for CPU ops only)"
-  plan_status=0; plan=$("$VENV/bin/python" scripts/mmcv_build_plan.py) || plan_status=$?
-fi
-[ "$plan_status" -eq 0 ] || exit 1
-eval "$plan"
+# CPU or CUDA ops, for which GPUs: decided (or refused with what to set)
+# before anything compiles; a cached wheel needs no compiler.
+wheel_plan=$(plan_mmcv wheel) || exit 1
+eval "$wheel_plan"
 wheel_dir="$CACHE_DIR/wheels/$mmcv_wheel_key"
 mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+
+# The toolkit to build with: an nvcc of torch's CUDA version, or NVIDIA's pip
+# package of it installed into the environment.
+plan_build() {
+  local status=0
+  build_plan=$(plan_mmcv build) || status=$?
+  if [ "$status" -eq 3 ]; then
+    eval "$build_plan"
+    log "installing $mmcv_nvcc_requirement (NVIDIA's nvcc) into $VENV"
+    pip_install "$mmcv_nvcc_requirement" \
+      || die "could not install $mmcv_nvcc_requirement; install the CUDA toolkit of torch's CUDA version, set CUDA_HOME to it and run make setup again (or EVD_MMCV_CUDA=0 for CPU ops only)"
+    status=0; build_plan=$(plan_mmcv build) || status=$?
+    [ "$status" -ne 3 ] || die "$mmcv_nvcc_requirement was installed but gives no usable nvcc; install the CUDA toolkit of torch's CUDA version and set CUDA_HOME to it"
+  fi
+  [ "$status" -eq 0 ] || exit 1
+  eval "$build_plan"
+}
 
 build_mmcv() {
   local work log_file pid start status
@@ -71,7 +82,7 @@ build_mmcv() {
   mkdir -p "$wheel_dir"; rm -rf "$wheel_dir.partial"
   log "no cached mmcv $MMCV_VERSION wheel for $mmcv_wheel_key: building it from source; log: $log_file"
   if [ "$mmcv_flavour" = cuda ]; then
-    log "CUDA ops for TORCH_CUDA_ARCH_LIST=$mmcv_arch_list with $mmcv_cuda_home/bin/nvcc: about 190 files, an hour on 2 cores"
+    log "CUDA ops for TORCH_CUDA_ARCH_LIST=$mmcv_arch_list with $mmcv_cuda_home/bin/nvcc: 136 files, about 40 minutes on 2 cores"
   else
     log "CPU ops: about 77 C++ files, ~10 minutes on 2 cores (AVX-512 Xeon) to ~27 (AVX2 EPYC)"
   fi
@@ -85,7 +96,8 @@ build_mmcv() {
     || die "could not patch the C++ standard flag in mmcv's setup.py"
 
   start=$(date +%s)
-  local cuda_env=(FORCE_CUDA=0)
+  # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU: hide it for CPU ops.
+  local cuda_env=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
   if [ "$mmcv_flavour" = cuda ]; then
     # FORCE_CUDA makes mmcv's setup.py compile the CUDA ops even where no GPU is visible.
     cuda_env=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$mmcv_arch_list" "CUDA_HOME=$mmcv_cuda_home"
@@ -95,6 +107,10 @@ build_mmcv() {
       # takes NVCC_APPEND_FLAGS.
       cuda_env+=("CPATH=$mmcv_include_dirs${CPATH:+:$CPATH}"
                  "NVCC_APPEND_FLAGS=${NVCC_APPEND_FLAGS:-} -I${mmcv_include_dirs//:/ -I}")
+    fi
+    if [ -n "$mmcv_cudart" ]; then  # torch links -lcudart; pip's CUDA has only libcudart.so.N
+      mkdir -p "$work/cudart" && ln -s "$mmcv_cudart" "$work/cudart/libcudart.so"
+      cuda_env+=("LIBRARY_PATH=$work/cudart${LIBRARY_PATH:+:$LIBRARY_PATH}")
     fi
   fi
   (cd "$work/mmcv-$MMCV_VERSION" && env "${cuda_env[@]}" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
@@ -121,6 +137,7 @@ build_mmcv() {
 }
 
 if [ -z "$mmcv_wheel" ]; then
+  [ "$mmcv_flavour" = cpu ] || plan_build
   build_mmcv
   mmcv_wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
 else
@@ -137,5 +154,5 @@ if [ "$mmcv_flavour" = cuda ]; then
   "$VENV/bin/python" -c 'import sys, mmcv.ops; v = mmcv.ops.get_compiling_cuda_version(); print("[setup] mmcv CUDA ops compiled with CUDA", v); sys.exit(v == "not available")' \
     || die "mmcv was installed from $mmcv_wheel but has no CUDA ops; delete that wheel and run make setup again"
 fi
-echo "$want_stamp" >"$stamp_file"
+echo "$sources_hash-$mmcv_wheel_key" >"$stamp_file"
 log "done: activate with 'source $VENV/bin/activate'"

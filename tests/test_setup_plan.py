@@ -16,10 +16,14 @@ NO_GPU = build.TorchFacts('2.14.1', '13.0', ())
 H100_AND_A100 = build.TorchFacts('2.14.1', '13.0', ('9.0', '9.0', '8.0'))
 
 
-def toolkit(root: Path, release: str, headers: bool = True, libraries: bool = True) -> Path:
+def toolkit(root: Path, release: str, headers: bool = True, libraries: bool = True,
+            cudart: str = 'libcudart.so') -> Path:
     """A CUDA toolkit folder whose nvcc reports ``release``, with the CUDA
-    runtime's headers (``headers``) and cuBLAS/cuSOLVER/cuSPARSE's (``libraries``)."""
+    runtime's headers (``headers``), cuBLAS/cuSOLVER/cuSPARSE's
+    (``libraries``) and the runtime library (``cudart``) in lib64/."""
     (root / 'bin').mkdir(parents=True)
+    (root / 'lib64').mkdir()
+    (root / 'lib64' / cudart).write_text('')
     nvcc = root / 'bin' / 'nvcc'
     nvcc.write_text(f'#!/bin/sh\necho "Cuda compilation tools, release {release}, V{release}.1"\n')
     nvcc.chmod(0o755)
@@ -34,16 +38,16 @@ def pip_cuda(nvidia_root: Path, with_nvcc: bool) -> Path:
     """torch's pip CUDA packages (site-packages/nvidia/cu13: headers, and nvcc once installed)."""
     folder = nvidia_root / 'cu13'
     if with_nvcc:
-        return toolkit(folder, '13.0')
+        return toolkit(folder, '13.0', cudart='libcudart.so.13')
     (folder / 'include').mkdir(parents=True)
     for header in ('cuda_runtime.h', *build.LIBRARY_HEADERS):
         (folder / 'include' / header).write_text('')
     return folder
 
 
-def plan(facts, env, tmp_path):
+def plan(facts, env, tmp_path, **options):
     # Only the toolkits a test makes are seen, not the machine's own.
-    return build.plan(facts, {'PATH': '', **env}, system_toolkits=(str(tmp_path / 'system' / 'cuda*'),))
+    return build.plan(facts, {'PATH': '', **env}, system_toolkits=(str(tmp_path / 'system' / 'cuda*'),), **options)
 
 
 def test_a_machine_without_gpu_builds_cpu_ops_under_the_key_earlier_setups_cached(tmp_path):
@@ -104,6 +108,8 @@ def test_nvidias_pip_nvcc_next_to_torchs_cuda_libraries_is_used(tmp_path):
     facts = build.TorchFacts('2.14.1', '13.0', ('9.0',), str(tmp_path / 'site-packages' / 'nvidia'))
     result = plan(facts, {}, tmp_path)
     assert (result.cuda_home, result.include_dirs) == (str(pip), '')
+    # torch links -lcudart; the pip package has only the versioned library, which the setup links under that name
+    assert result.cudart == str(pip / 'lib64' / 'libcudart.so.13')
 
 
 def test_an_nvcc_only_toolkit_takes_the_library_headers_from_torchs_pip_packages(tmp_path):
@@ -119,10 +125,10 @@ def test_an_nvcc_only_toolkit_takes_the_library_headers_from_torchs_pip_packages
 
 
 def test_the_setup_is_told_which_package_installs_nvcc(monkeypatch, capsys):
-    def no_nvcc(*args):
+    def no_nvcc(*args, **kwargs):
         raise build.NvccMissing('no nvcc 13.x', 'nvidia-cuda-nvcc==13.0.*')
     monkeypatch.setattr(build, 'plan', no_nvcc)
-    assert build.main() == 3
+    assert build.main(['build', '/nowhere']) == 3
     out, err = capsys.readouterr()
     assert out == "mmcv_nvcc_requirement='nvidia-cuda-nvcc==13.0.*'\n" and 'no nvcc 13.x' in err
 
@@ -143,12 +149,31 @@ def test_the_setup_reads_the_plan_as_shell_assignments():
     """What setup_env.sh evals: on this machine's torch, with CPU ops forced,
     and a refusal that exits 1 with one message and no assignments."""
     env = {**os.environ, 'EVD_MMCV_CUDA': '0'}
-    script = 'eval "$("$0" scripts/mmcv_build_plan.py)" && echo "$mmcv_flavour $mmcv_wheel_key"'
+    script = 'eval "$("$0" scripts/mmcv_build_plan.py build /nowhere)" && echo "$mmcv_flavour $mmcv_wheel_key"'
     out = subprocess.run(['bash', '-c', script, sys.executable], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['cpu', f'torch-{build.torch_facts().version}-cpu']
-    refused = subprocess.run([sys.executable, 'scripts/mmcv_build_plan.py'], cwd=ROOT,
+    refused = subprocess.run([sys.executable, 'scripts/mmcv_build_plan.py', 'wheel', '/nowhere'], cwd=ROOT,
                              env={**env, 'EVD_MMCV_CUDA': 'maybe'}, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and refused.stdout == ''
     assert refused.stderr.startswith('[setup] ERROR: EVD_MMCV_CUDA=')
+
+
+def test_a_cached_wheel_covering_the_gpus_present_is_reused_and_needs_no_nvcc(tmp_path):
+    """A cluster's login node built for 8.0 and 9.0: an H100 node (no nvcc
+    there) takes that wheel instead of building its own."""
+    wheels = tmp_path / 'wheels'
+    for key in ('torch-2.14.1-cu130-sm80+sm90-ptx', 'torch-2.14.1-cu130-sm75+sm80+sm90', 'torch-2.14.1-cu130-sm89'):
+        (wheels / key).mkdir(parents=True)
+        (wheels / key / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl').write_text('')
+    (wheels / 'torch-2.14.1-cu130-sm90').mkdir()  # an interrupted build: no wheel in it
+    h100 = build.TorchFacts('2.14.1', '13.0', ('9.0',))
+    result = plan(h100, {}, tmp_path, wheels_dir=str(wheels), build=False)
+    assert (result.flavour, result.wheel_key, result.cuda_home) == ('cuda', 'torch-2.14.1-cu130-sm80+sm90-ptx', '')
+    assert plan(H100_AND_A100, {}, tmp_path, wheels_dir=str(wheels), build=False).wheel_key == (
+        'torch-2.14.1-cu130-sm80+sm90-ptx')
+    asked = plan(h100, {'TORCH_CUDA_ARCH_LIST': '9.0'}, tmp_path, wheels_dir=str(wheels), build=False)
+    assert asked.wheel_key == 'torch-2.14.1-cu130-sm90'  # an explicit list names its own wheel
+    with pytest.raises(build.NvccMissing):  # building it is another matter
+        plan(h100, {'TORCH_CUDA_ARCH_LIST': '9.0'}, tmp_path, wheels_dir=str(wheels))

@@ -3,7 +3,7 @@ mmpretrain alike), with the options mmdet's tools/train.py has.
 
     python tools/train.py configs/retinanet_efficientvit_m4_coco.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --resume
-    python tools/train.py CONFIG --amp            # float16 mixed precision on GPUs; --amp bfloat16
+    python tools/train.py CONFIG --amp            # float16 mixed precision on GPUs (--amp-dtype bfloat16)
     python tools/train.py CONFIG --cfg-options model.backbone.init_cfg.checkpoint=efficientvit_m4.pth
 """
 import efficientvit_dense  # noqa: F401  (shims and registrations)
@@ -18,14 +18,17 @@ def main(argv=None):
     cli.add_run_args(parser, 'where logs and checkpoints go (default work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', nargs='?', const='float16', choices=AMP_DTYPES, default=None,
-                        help='mixed precision on a GPU: float16 (the default, with dynamic loss scaling) or bfloat16')
+    parser.add_argument('--amp', action='store_true', help='mixed precision on a GPU (float16, dynamic loss scaling)')
+    parser.add_argument('--amp-dtype', choices=AMP_DTYPES, default='float16',
+                        help='with --amp: bfloat16 needs no loss scaling (segmentors and classifiers; not mmdet\'s '
+                        'detectors, whose mmcv ops lack it)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by your total batch size / the config's base batch size")
     args = cli.parse(parser, argv)
     resume = True if args.resume == 'auto' else (args.resume or False)
     cli.run(lambda: train(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
-                          resume=resume, amp=args.amp, auto_scale_lr=args.auto_scale_lr, launcher=args.launcher))
+                          resume=resume, amp=args.amp_dtype if args.amp else None, auto_scale_lr=args.auto_scale_lr,
+                          launcher=args.launcher))
 
 
 if __name__ == '__main__':

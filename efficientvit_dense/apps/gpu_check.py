@@ -111,7 +111,13 @@ def compare_cuda_ops(device: str = 'cuda') -> list[dict]:
     }
     results = []
     for name, call in calls.items():
-        on_device, on_cpu = call(device).cpu(), call('cpu')
+        try:
+            on_device = call(device).cpu()
+        except RuntimeError as err:  # e.g. "no kernel image is available": built for other GPUs
+            raise UnsupportedError(f'mmcv\'s CUDA {name} fails on {torch.cuda.get_device_name(device)}: {err}; '
+                                   'the mmcv wheel was built for other GPUs or another CUDA: run `make setup` '
+                                   'on this machine.') from err
+        on_cpu = call('cpu')
         if on_cpu.dtype.is_floating_point:
             difference = (on_device - on_cpu).abs().max().item()
             same = difference <= 1e-4 * max(1.0, on_cpu.abs().max().item())
@@ -170,6 +176,8 @@ def run_gpu_check(work_dir: str = 'work_dirs/gpu_check', data_root: str = 'data/
                   plan: Plan = Plan(), spec: SyntheticSpec = SyntheticSpec()) -> dict:
     check_gpu_ready(plan.device)
     check_plan(plan)
+    if torch.device(plan.device).type == 'cuda':
+        torch.cuda.set_device(plan.device)  # mmengine trains on the current GPU
     os.makedirs(work_dir, exist_ok=True)
     generate(data_root, spec)
     result = dict(stack=stack_facts(plan.device), plan=asdict(plan))

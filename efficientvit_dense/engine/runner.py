@@ -92,12 +92,18 @@ def mixed_precision(cfg: Config, request: Request) -> None:
     if not request.amp:
         return
     if request.amp not in AMP_DTYPES:
-        raise ConfigError(f'--amp {request.amp}: choose one of {", ".join(AMP_DTYPES)}.')
+        raise ConfigError(f'--amp-dtype {request.amp}: choose one of {", ".join(AMP_DTYPES)}.')
     if not torch.cuda.is_available():  # mmengine's wrapper asserts a GPU
         raise ConfigError('--amp trains in mixed precision on a GPU (mmengine\'s AmpOptimWrapper), and none is '
                           'visible here; train without --amp (float32).')
-    if request.amp == 'bfloat16' and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f'--amp bfloat16: {torch.cuda.get_device_name()} has no bfloat16; use --amp float16.')
+    if request.amp == 'bfloat16':
+        if cfg.get('default_scope') == 'mmdet':
+            # mmcv 2.1's CUDA focal loss and RoIAlign dispatch float32/float64/float16 only.
+            raise ConfigError('--amp-dtype bfloat16: mmcv 2.1\'s CUDA focal loss and RoIAlign, which mmdet\'s '
+                              'detectors train with, have no bfloat16 kernels; use float16.')
+        if not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise ConfigError(f'--amp-dtype bfloat16: {torch.cuda.get_device_name()} has no native bfloat16; '
+                              'use float16.')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.dtype = request.amp
     if request.amp == 'float16':

@@ -33,3 +33,37 @@ def test_the_console_leaves_out_lines_no_one_acts_on_and_the_log_file_keeps_them
     assert all(line in written for line in ('System environment', 'auto_scale_lr', 'paramwise_options',
                                             'Reach the end', 'Iter(train)', 'acts on'))
     assert sum(type(f).__name__ == 'FileOnly' for f in stream.filters) == 1
+
+
+def test_every_tool_answers_help_and_argument_errors_before_the_stack_loads():
+    """tools/*.py --help, and a missing argument, in one process: each
+    prints its usage, and none of the OpenMMLab model zoos (seconds to
+    import) has been imported by then. A user sees --help in about a second."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import REPO
+    script = r'''
+import glob, json, runpy, sys
+heavy = ('mmdet.models', 'mmseg.models', 'mmpretrain.models', 'onnxruntime', 'timm')
+outcome = {}
+for tool in sorted(glob.glob('tools/*.py')):
+    for argv in ([tool, '--help'], [tool, '--no-such-option']):
+        sys.argv = argv
+        try:
+            runpy.run_path(tool, run_name='__main__')
+            code = 'returned'
+        except SystemExit as exit:
+            code = exit.code
+        outcome[' '.join(argv)] = [code, sorted(m for m in heavy if m in sys.modules)]
+print('OUTCOME ' + json.dumps(outcome))
+'''
+    result = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    outcome = json.loads(result.stdout.split('OUTCOME ')[-1])
+    tools = sorted(p.name for p in Path(REPO, 'tools').glob('*.py'))
+    assert len(outcome) == 2 * len(tools) and tools
+    assert outcome == {**{f'tools/{t} --help': [0, []] for t in tools},
+                       **{f'tools/{t} --no-such-option': [2, []] for t in tools}}, result.stderr[-2000:]
+    assert result.stdout.count('usage:') == len(tools)

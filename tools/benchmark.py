@@ -22,10 +22,9 @@ import os
 
 import torch
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.benchmark import MODE_HELP, benchmark_together, precision_notes, timed_target
-from efficientvit_dense.analysis.records import format_table, save_records
+from efficientvit_dense.analysis.modes import MODE_HELP
 
 
 def main(argv=None):
@@ -48,6 +47,9 @@ def main(argv=None):
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes')
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.analysis.benchmark import benchmark_together, precision_notes, timed_target
+    from efficientvit_dense.analysis.records import format_table, save_records
 
     def run():
         if args.threads:

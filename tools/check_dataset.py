@@ -7,11 +7,8 @@ first fault, with one line naming the file and what to do.
     python tools/check_dataset.py configs/retinanet_efficientvit_m4_coco.py
     python tools/check_dataset.py configs/custom/my_dataset.py --data-root /data/mine
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.engine.annotation_checks import format_summary
-from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.data_checks import check_inputs
 
 
 def main(argv=None):
@@ -20,6 +17,10 @@ def main(argv=None):
     parser.add_argument('--data-root', help="dataset root, replacing the config's data_root everywhere")
     cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.engine.annotation_checks import format_summary
+    from efficientvit_dense.engine.config import load_config
+    from efficientvit_dense.engine.data_checks import check_inputs
 
     def run():
         cfg = load_config(args.config, args.cfg_options, data_root=args.data_root)

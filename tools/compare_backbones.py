@@ -10,15 +10,14 @@ again and a new report is written beside the old ones.
     python tools/compare_backbones.py
     python tools/compare_backbones.py --configs configs/demo/compare/*.py my_config.py
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.benchmark import MODE_HELP
-from efficientvit_dense.apps.comparison import COMPARISON_CONFIGS, compare_backbones
+from efficientvit_dense.analysis.modes import MODE_HELP
 
 
 def main(argv=None):
     parser = cli.parser_for(__doc__)
-    parser.add_argument('--configs', nargs='+', default=list(COMPARISON_CONFIGS),
+    parser.add_argument('--configs', nargs='+',
                         help='detection configs trained at one image size (default: configs/demo/compare/)')
     parser.add_argument('--work-dir', default='work_dirs/compare', help='one work dir per config, and the reports')
     parser.add_argument('--data-root', default='data/synthetic')
@@ -28,10 +27,12 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=10)
     cli.add_cfg_options(parser, 'override every config: key=value')
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.apps.comparison import COMPARISON_CONFIGS, compare_backbones
 
     def run():
-        result = compare_backbones(args.configs, args.work_dir, args.data_root, args.modes, args.batch_size,
-                                   repeats=args.repeats, cfg_options=args.cfg_options)
+        result = compare_backbones(args.configs or list(COMPARISON_CONFIGS), args.work_dir, args.data_root,
+                                   args.modes, args.batch_size, repeats=args.repeats, cfg_options=args.cfg_options)
         print('\n' + result['table'])
         print(f'wrote {result["markdown"]} and {result["plot"]} ({result["wall_s"] / 60:.1f} min)')
 

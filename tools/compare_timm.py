@@ -8,9 +8,8 @@ images/s of timm's forward_features, our backbone and our deployed backbone
 """
 import torch
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.reference import compare_with_timm
 from efficientvit_dense.models import ARCH_SETTINGS
 
 
@@ -20,10 +19,14 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--repeats', type=int, default=5)
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     cli.run(lambda: print_comparison(args))
 
 
 def print_comparison(args):
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.analysis.reference import compare_with_timm
+
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} at 224x224, '
           'backbones without classifier')
     header = f'{"model":<6} {"max|diff| timm":>15} {"official":>10} {"timm img/s":>11} {"ours img/s":>11} ' \

@@ -12,7 +12,7 @@ Converting is optional: every tool and load_from read the release's layout as
 it is. The input is read with torch.load(weights_only=True): a file that would
 run code is refused. The output is never written over an existing file.
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
 from efficientvit_dense.models.weights import convert_checkpoint
 

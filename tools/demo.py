@@ -5,7 +5,7 @@ per second. --task detection (default): RetinaNet, COCO box AP;
 --task segmentation (`make demo-seg`): Semantic FPN, mIoU per class;
 --task classification (`make demo-cls`): the object crops, top-1 accuracy.
 Running it again resumes the finished run and only re-evaluates."""
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
 from efficientvit_dense.apps.demo import DEMOS, format_report, run_demo
 

@@ -22,17 +22,10 @@ import os.path as osp
 
 import torch
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.benchmark import build_backbone
-from efficientvit_dense.analysis.complexity import build_config_model
-from efficientvit_dense.analysis.export import export_onnx, max_difference_to_pytorch
-from efficientvit_dense.analysis.precision import CALIBRATION_IMAGES, calibration_batches
-from efficientvit_dense.analysis.quantize import export_onnx_int8
-from efficientvit_dense.engine.checkpoint_fit import load_checked
-from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.analysis.modes import CALIBRATION_IMAGES
 from efficientvit_dense.errors import UnsupportedError
-from efficientvit_dense.models import deploy
 
 
 def main(argv=None):
@@ -49,6 +42,15 @@ def main(argv=None):
     parser.add_argument('--tolerance', type=float, help='largest difference accepted (default: 1e-3 absolute in '
                         'float32; 0.1 of the largest output in int8)')
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.analysis.benchmark import build_backbone
+    from efficientvit_dense.analysis.complexity import build_config_model
+    from efficientvit_dense.analysis.export import export_onnx, max_difference_to_pytorch
+    from efficientvit_dense.analysis.precision import calibration_batches
+    from efficientvit_dense.analysis.quantize import export_onnx_int8
+    from efficientvit_dense.engine.checkpoint_fit import load_checked
+    from efficientvit_dense.engine.config import load_config
+    from efficientvit_dense.models import deploy
 
     def run():
         size = cli.shape(args)

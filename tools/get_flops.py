@@ -11,10 +11,8 @@ counted. Detectors and segmentors are counted up to their raw head outputs.
 """
 import os.path as osp
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.complexity import CONVENTION, build_arch_classifier, build_config_model, count
-from efficientvit_dense.engine.config import load_config
 
 
 def main(argv=None):
@@ -23,6 +21,9 @@ def main(argv=None):
     cli.add_shape(parser)
     cli.add_cfg_options(parser, "override the config's entries: key=value")
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.analysis.complexity import CONVENTION, build_arch_classifier, build_config_model, count
+    from efficientvit_dense.engine.config import load_config
 
     def run():
         height, width = cli.shape(args)

@@ -7,9 +7,8 @@ float16, compiled, CUDA graphs) and of RetinaNet-M4 against RetinaNet-R50 at
     python tools/gpu_check.py
     python tools/gpu_check.py --backbone-batch 2048   # the paper's batch (M4: 15,914 images/s on a V100)
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.apps.gpu_check import Plan, format_report, run_gpu_check
 
 
 def main(argv=None):
@@ -17,12 +16,14 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/gpu_check', help='where the runs and the JSON go')
     parser.add_argument('--data-root', default='data/synthetic', help='where the synthetic images are made')
     parser.add_argument('--device', default='cuda', help='the GPU to check (cuda, cuda:1, ...)')
-    parser.add_argument('--iters', type=int, default=Plan.train_iters, help='training iterations')
-    parser.add_argument('--backbone-batch', type=int, default=Plan.backbone_batch)
-    parser.add_argument('--repeats', type=int, default=Plan.repeats)
+    parser.add_argument('--iters', type=int, help='training iterations (default: the check\'s plan)')
+    parser.add_argument('--backbone-batch', type=int, help='the backbone\'s batch at 224x224 (default: the plan\'s)')
+    parser.add_argument('--repeats', type=int, help='timed calls per model (default: the plan\'s)')
     args = cli.parse(parser, argv)
-    plan = Plan(device=args.device, train_iters=args.iters, backbone_batch=args.backbone_batch,
-                repeats=args.repeats)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.apps.gpu_check import Plan, format_report, run_gpu_check
+    asked = dict(train_iters=args.iters, backbone_batch=args.backbone_batch, repeats=args.repeats)
+    plan = Plan(device=args.device, **{name: value for name, value in asked.items() if value is not None})
     cli.run(lambda: print(format_report(run_gpu_check(args.work_dir, args.data_root, plan))))
 
 

@@ -13,10 +13,8 @@ classifiers print the top-k classes and scores of each image. Outputs keep
 the input folder's structure (images/a/x.jpg -> OUT_DIR/vis/a/x.jpg); an
 earlier run's outputs are replaced only with --overwrite.
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.inference import classify, infer
 
 
 def main(argv=None):
@@ -34,6 +32,9 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.engine.config import load_config
+    from efficientvit_dense.engine.inference import classify, infer
 
     def run():
         cfg = load_config(args.config, args.cfg_options)

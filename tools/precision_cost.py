@@ -12,10 +12,9 @@ at the calibration's input size: evaluate at one input size.
 """
 import os.path as osp
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.precision import CALIBRATION_IMAGES, PRECISIONS
-from efficientvit_dense.apps.precision_cost import format_cost, precision_cost
+from efficientvit_dense.analysis.modes import CALIBRATION_IMAGES, PRECISIONS
 
 
 def main(argv=None):
@@ -29,6 +28,8 @@ def main(argv=None):
     parser.add_argument('--data-root', help="dataset root, replacing the config's data_root everywhere")
     cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.apps.precision_cost import format_cost, precision_cost
 
     def run():
         work_dir = args.work_dir or osp.join('work_dirs', 'precision_cost', osp.splitext(osp.basename(args.config))[0])

@@ -9,7 +9,7 @@ demos write their own). Rows timed under other settings are marked.
 import glob
 import os.path as osp
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
 from efficientvit_dense.analysis.report import collect, plot, to_markdown
 from efficientvit_dense.errors import InputNotFoundError, OutputExistsError

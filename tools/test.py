@@ -5,11 +5,9 @@ mmpretrain alike).
     python tools/test.py CONFIG CHECKPOINT --out results.pkl --show-dir vis/
     python tools/test.py CONFIG CHECKPOINT --precision bfloat16   # the deploy form in bfloat16 (or int8, float32)
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.precision import PRECISIONS, DeployHook
-from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.runner import test
+from efficientvit_dense.analysis.modes import PRECISIONS
 
 
 def main(argv=None):
@@ -24,6 +22,10 @@ def main(argv=None):
                         help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
                         'the first images of the training split (tools/precision_cost.py compares them all)')
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.analysis.precision import DeployHook
+    from efficientvit_dense.engine.config import load_config
+    from efficientvit_dense.engine.runner import test
     hooks = [DeployHook(args.precision)] if args.precision else []
     cli.run(lambda: test(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
                          args.checkpoint, out=args.out, show_dir=args.show_dir, launcher=args.launcher, hooks=hooks))

@@ -11,7 +11,7 @@ files have passed. The figures in docs/reliability.md come from it.
 """
 import os.path as osp
 
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
 from efficientvit_dense.apps.check_cost import COCO_TRAIN2017, make_coco_sized, time_checks, time_starts
 

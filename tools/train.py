@@ -6,10 +6,9 @@ mmpretrain alike), with the options mmdet's tools/train.py has.
     python tools/train.py CONFIG --amp            # float16 mixed precision on GPUs (--amp-dtype bfloat16)
     python tools/train.py CONFIG --cfg-options model.backbone.init_cfg.checkpoint=efficientvit_m4.pth
 """
-import efficientvit_dense  # noqa: F401  (shims and registrations)
+import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.runner import AMP_DTYPES, train
+from efficientvit_dense.engine.config import AMP_DTYPES, load_config
 
 
 def main(argv=None):
@@ -25,6 +24,8 @@ def main(argv=None):
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by your total batch size / the config's base batch size")
     args = cli.parse(parser, argv)
+    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
+    from efficientvit_dense.engine.runner import train
     resume = True if args.resume == 'auto' else (args.resume or False)
     cli.run(lambda: train(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
                           resume=resume, amp=args.amp_dtype if args.amp else None, auto_scale_lr=args.auto_scale_lr,

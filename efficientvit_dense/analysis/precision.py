@@ -14,10 +14,8 @@ from mmengine.model import is_model_wrapper
 
 from ..errors import ConfigError, UnsupportedError
 from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
+from .modes import CALIBRATION_IMAGES, PRECISIONS
 from .quantize import quantize_int8
-
-PRECISIONS = ('float32', 'bfloat16', 'int8')
-CALIBRATION_IMAGES = 32
 
 
 def check_precision(precision: str) -> str:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from ..analysis.records import environment, save_records
 from ..analysis.timing import predict_images_per_second
 from ..engine.config import load_config
-from ..engine.runner import train
 from . import REPO_ROOT
 from .synthetic import SyntheticSpec, generate
 
@@ -55,6 +54,8 @@ def run_demo(task: str = 'detection', work_dir: str | None = None, data_root: st
     """Returns the metrics, predict images/s and wall time. A finished
     earlier run in ``work_dir`` is resumed (so only re-evaluated), never
     overwritten."""
+    from ..engine.runner import train  # here, not above: tools/demo.py reads DEMOS before the stack loads
+
     demo = DEMOS[task]
     work_dir = work_dir or demo.work_dir
     start = time.perf_counter()

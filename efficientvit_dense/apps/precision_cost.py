@@ -13,7 +13,8 @@ import time
 import numpy as np
 import torch
 
-from ..analysis.precision import CALIBRATION_IMAGES, PRECISIONS, DeployHook, check_precision, float32_parts_note
+from ..analysis.modes import CALIBRATION_IMAGES, PRECISIONS
+from ..analysis.precision import DeployHook, check_precision, float32_parts_note
 from ..analysis.records import environment, new_stem
 from ..analysis.report import ACCURACY_KEYS
 from ..analysis.timing import interleaved_times

@@ -170,8 +170,9 @@ def name_empty_datasets() -> None:
 
 
 def apply() -> None:
+    """The shims of packages this one imports anyway; mmseg's loss fix
+    waits for mmseg (``engine.registration``)."""
     allow_mmengine_checkpoints()
     plain_message_hub_state()
     restore_numpy_in1d()
-    fix_mmseg_class_weighted_cross_entropy()
     name_empty_datasets()

@@ -34,6 +34,8 @@ _BUILD_PREFIX = re.compile(r'class `\w+` in [\w/.]+\.py: ')
 # --------------------------------------------------------------------------
 # Reading a config
 
+AMP_DTYPES = ('float16', 'bfloat16')  # what --amp trains in (runner.mixed_precision sets the config)
+
 
 def resolve_config_path(path: str) -> str:
     """A config file, or a toolbox's own config named as in ``_base_``

@@ -26,7 +26,7 @@ from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputEx
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, launch_rank, release_work_dir
-from .config import DATALOADERS, config_errors
+from .config import AMP_DTYPES, DATALOADERS, config_errors
 from .data_checks import (
     BackgroundChecks,
     DataChecksHook,
@@ -81,9 +81,6 @@ def own_visualizer(cfg: Config, request: Request) -> None:
     first run's folder. Unnamed, it is named after the run."""
     if cfg.get('visualizer'):
         cfg.visualizer.pop('name', None)
-
-
-AMP_DTYPES = ('float16', 'bfloat16')
 
 
 def mixed_precision(cfg: Config, request: Request) -> None:

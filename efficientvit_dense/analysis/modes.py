@@ -1,0 +1,28 @@
+"""The vocabulary of the speed and precision tools: the benchmark's modes and
+the precisions a model is deployed and evaluated in. Imports nothing heavy,
+so that the tools' --help and argument errors come before the stack loads."""
+from __future__ import annotations
+
+MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none: eager
+MODE_HELP = {
+    'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
+    'channels_last': 'NHWC memory format for weights and input',
+    'compile': 'torch.compile (inductor)',
+    'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '
+                  'batches, which are launch-bound on GPUs',
+    'fp16': 'weights and activations in float16 (GPU)',
+    'bf16': 'weights and activations in bfloat16 (backbone, neck and heads; float32 in and out)',
+    'int8': 'static int8 quantisation by ONNX Runtime, calibrated on the timed inputs (timing only; '
+            'tools/precision_cost.py calibrates on training images)',
+    'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
+}
+PRECISION_MODES = {'fp16': 'float16', 'bf16': 'bfloat16', 'int8': 'int8'}
+
+
+def precision_of(modes) -> str:
+    """The precision ``modes`` run in: float32 unless fp16, bf16 or int8."""
+    return next((PRECISION_MODES[m] for m in modes if m in PRECISION_MODES), 'float32')
+
+
+PRECISIONS = ('float32', 'bfloat16', 'int8')  # tools/test.py --precision, tools/precision_cost.py
+CALIBRATION_IMAGES = 32  # int8: training images that calibrate the activation ranges

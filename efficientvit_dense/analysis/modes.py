@@ -7,7 +7,7 @@ MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'in
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions as matrix products on channels_last maps',
     'channels_last': 'NHWC memory format for weights and input',
-    'compile': 'torch.compile (inductor)',
+    'compile': 'torch.compile (inductor, weights frozen into the graph: inference only)',
     'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '
                   'batches, which are launch-bound on GPUs',
     'fp16': 'weights and activations in float16 (GPU)',

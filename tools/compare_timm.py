@@ -19,7 +19,6 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--repeats', type=int, default=5)
     args = cli.parse(parser, argv)
-    # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     cli.run(lambda: print_comparison(args))
 
 

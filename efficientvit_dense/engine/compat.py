@@ -6,7 +6,10 @@ with the upstream issues.
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import pickle
+import sys
 
 import numpy as np
 import torch
@@ -120,6 +123,37 @@ def restore_numpy_in1d() -> None:
     np.in1d = in1d
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``patch(module)`` right after ``name`` is first imported, so a
+    shim of a heavy module costs nothing until someone imports it."""
+
+    def __init__(self, name: str, patch):
+        self.name, self.patch = name, patch
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # once; and let the other finders find the real module
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                self.patch(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+def after_import(name: str, patch) -> None:
+    """``patch(module)`` now if ``name`` is imported already, else as soon as it is."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, patch))
+
+
 def fix_mmseg_class_weighted_cross_entropy() -> None:
     """mmseg 1.2.2's cross entropy with ``class_weight`` looks up the weight
     of every label to average by, ignored pixels (255) included, so any batch
@@ -127,9 +161,11 @@ def fix_mmseg_class_weighted_cross_entropy() -> None:
     out of bounds" (open upstream: open-mmlab/mmsegmentation#3734, #3831).
     Ignored pixels are given the weight the unweighted loss gives them: 0
     with ``avg_non_ignore``, else 1. ``CrossEntropyLoss`` picks the function
-    up when it is built, so this must run before models are."""
-    from mmseg.models.losses import cross_entropy_loss
+    up when it is built, so this patches mmseg's module as it is imported."""
+    after_import('mmseg.models.losses.cross_entropy_loss', _ignore_ignored_labels)
 
+
+def _ignore_ignored_labels(cross_entropy_loss) -> None:
     original = cross_entropy_loss.cross_entropy
     if getattr(original, 'ignores_ignored_labels', False):
         return
@@ -170,9 +206,8 @@ def name_empty_datasets() -> None:
 
 
 def apply() -> None:
-    """The shims of packages this one imports anyway; mmseg's loss fix
-    waits for mmseg (``engine.registration``)."""
     allow_mmengine_checkpoints()
     plain_message_hub_state()
     restore_numpy_in1d()
+    fix_mmseg_class_weighted_cross_entropy()  # when mmseg's loss module is imported
     name_empty_datasets()

@@ -2,32 +2,37 @@
 relies on: the package's models, metric, image loader and checkpoint hook in
 mmengine's registries. Importing them imports the OpenMMLab model zoos
 (seconds), so ``import efficientvit_dense`` only arranges for them to be
-imported at the first registry lookup, which every build goes through
-(``Registry.build`` and ``Registry.get``, in any scope): a tool answers
+imported at the first registry lookup of a type by name (``Registry.get``,
+which ``build`` calls for every ``type='...'`` of a config, in any scope;
+reading ``module_dict`` directly is not a lookup): a tool answers
 ``--help`` and argument errors before paying for them. docs/design.md,
 "Importing the package".
 """
 from __future__ import annotations
 
+import functools
 import threading
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _done = False
+_in_progress = False  # a lookup made while the registering modules import (none does today) must not recurse
 
 
 def register_all() -> None:
-    """Register everything now (idempotent), with the shims that must be in
-    place before a model is built."""
-    global _done
+    """Register everything now (idempotent)."""
+    global _done, _in_progress
     with _lock:
-        if _done:
+        if _done or _in_progress:
             return
-        from ..models.backbones import efficientvit  # noqa: F401
-        from ..models.heads import efficientvit_cls_head  # noqa: F401
-        from ..models.necks import efficientvit_fpn  # noqa: F401
-        from . import checkpointing, compat, data_checks, evaluation  # noqa: F401
-        compat.fix_mmseg_class_weighted_cross_entropy()
-        _done = True
+        _in_progress = True
+        try:
+            from ..models.backbones import efficientvit  # noqa: F401
+            from ..models.heads import efficientvit_cls_head  # noqa: F401
+            from ..models.necks import efficientvit_fpn  # noqa: F401
+            from . import checkpointing, data_checks, evaluation  # noqa: F401
+            _done = True
+        finally:
+            _in_progress = False
 
 
 def register_at_first_lookup() -> None:
@@ -39,6 +44,7 @@ def register_at_first_lookup() -> None:
     if getattr(original, 'registers_efficientvit_dense', False):
         return
 
+    @functools.wraps(original)
     def get(self, key):
         if not _done:
             register_all()

@@ -135,6 +135,11 @@ def nvcc_requirement(torch_cuda: str) -> str:
     return f'{name}=={torch_cuda}.*'
 
 
+def pip_header_folders(nvidia_root: str | None) -> list[str]:
+    """The header folders of torch's pip CUDA packages (site-packages/nvidia/*/include)."""
+    return sorted(glob.glob(os.path.join(nvidia_root, '*', 'include'))) if nvidia_root else []
+
+
 def toolkit_headers(root: str, nvidia_root: str | None) -> bool:
     """Whether ``root`` is a toolkit: the CUDA runtime's headers in it, or,
     for NVIDIA's pip nvcc, in the pip packages beside it."""
@@ -172,11 +177,6 @@ def find_nvcc(torch_cuda: str, env: dict[str, str], nvidia_root: str | None = No
 
 # What torch's CUDA headers (ATen/cuda) include besides the CUDA runtime's.
 LIBRARY_HEADERS = ('cublas_v2.h', 'cublasLt.h', 'cusolverDn.h', 'cusparse.h')
-
-
-def pip_header_folders(nvidia_root: str | None) -> list[str]:
-    """The header folders of torch's pip CUDA packages (site-packages/nvidia/*/include)."""
-    return sorted(glob.glob(os.path.join(nvidia_root, '*', 'include'))) if nvidia_root else []
 
 
 def header_folders(cuda_home: str, nvidia_root: str | None) -> str:

@@ -24,7 +24,7 @@ import torch
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.modes import MODE_HELP
+from efficientvit_dense.analysis.modes import MODE_HELP, split_target
 
 
 def main(argv=None):
@@ -60,8 +60,8 @@ def main(argv=None):
         targets = [timed_target(args.model, modes=args.modes, checkpoint=args.checkpoint,
                                 cfg_options=args.cfg_options, **common)]
         for peer in args.against:
-            spec, own, modes = peer.partition('@')
-            targets.append(timed_target(spec, modes=modes.split('+') if own else args.peer_modes, **common))
+            spec, modes = split_target(peer)
+            targets.append(timed_target(spec, modes=args.peer_modes if modes is None else modes, **common))
         for note in dict.fromkeys(n for t in targets for n in precision_notes(t['record']['modes'], args.device)):
             print(note)
         records = benchmark_together(targets, args.batch_size, args.device, args.warmup, args.repeats)

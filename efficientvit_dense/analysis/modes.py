@@ -24,5 +24,12 @@ def precision_of(modes) -> str:
     return next((PRECISION_MODES[m] for m in modes if m in PRECISION_MODES), 'float32')
 
 
+def split_target(target: str) -> tuple[str, list[str] | None]:
+    """'timm:efficientvit_m4@deploy+bf16' -> ('timm:efficientvit_m4', ['deploy', 'bf16']); None for no modes
+    of its own (no '@')."""
+    spec, own, modes = target.partition('@')
+    return spec, (modes.split('+') if modes else []) if own else None
+
+
 PRECISIONS = ('float32', 'bfloat16', 'int8')  # tools/test.py --precision, tools/precision_cost.py
 CALIBRATION_IMAGES = 32  # int8: training images that calibrate the activation ranges

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..analysis.benchmark import benchmark_together, check_modes, timed_target
+from ..analysis.modes import split_target
 from ..analysis.records import environment, format_table, new_stem, save_records
 from ..engine.config import load_config
 from ..engine.runner import train
@@ -159,8 +160,8 @@ def speed(plan: Plan, work_dir: str, targets: tuple[str, ...], size: tuple[int, 
           cfg_options: dict | None = None) -> list[dict]:
     timed = []
     for target in targets:
-        spec, _, modes = target.partition('@')
-        timed.append(timed_target(spec, size, batch_size, modes.split('+') if modes else (), plan.device,
+        spec, modes = split_target(target)
+        timed.append(timed_target(spec, size, batch_size, modes or (), plan.device,
                                   work_dir=osp.join(work_dir, 'speed'), cfg_options=cfg_options))
     return benchmark_together(timed, batch_size, plan.device, plan.warmup, plan.repeats)
 
@@ -168,8 +169,8 @@ def speed(plan: Plan, work_dir: str, targets: tuple[str, ...], size: tuple[int, 
 def check_plan(plan: Plan) -> None:
     """Every target's modes are valid on the plan's device, before anything runs."""
     for target in (*plan.backbone_targets, *plan.detector_targets):
-        spec, _, modes = target.partition('@')
-        check_modes(modes.split('+') if modes else (), plan.device, predict_path=spec.endswith('.py'))
+        spec, modes = split_target(target)
+        check_modes(modes or (), plan.device, predict_path=spec.endswith('.py'))
 
 
 def run_gpu_check(work_dir: str = 'work_dirs/gpu_check', data_root: str = 'data/synthetic',

@@ -8,7 +8,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from efficientvit_dense.analysis.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
 from efficientvit_dense.errors import CheckpointError
 from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
-from efficientvit_dense.models.deploy import PointwiseLinear
+from efficientvit_dense.models.backbones.efficientvit import LocalWindowAttention, TokenWindowAttention
+from efficientvit_dense.models.deploy import PointwiseLinear, fuse_batchnorm
 from efficientvit_dense.models.weights import (
     load_backbone_weights,
     load_state_into,
@@ -171,6 +172,23 @@ def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
     assert all(f.is_contiguous(memory_format=torch.channels_last) for f in folded)
     for a, b in zip(folded, expected):
         assert ((a - b).norm() / b.norm()).item() <= 1e-4
+
+
+@pytest.mark.parametrize('size', [(7, 7), (10, 17), (3, 4)])  # one window; padded windows; padded to one
+def test_the_deploy_attention_in_token_layout_keeps_the_windows_outputs(size):
+    # Weights large enough that scores spread the softmax: a wrong scale, bias or window order shows.
+    attention = LocalWindowAttention(64, 16, 4, 7, kernels=[5, 5, 3, 3])
+    randomize_(attention, seed=3)
+    with torch.no_grad():
+        for p in attention.parameters():
+            p.mul_(10)
+    fuse_batchnorm(attention.eval())
+    x = torch.randn(2, 64, *size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = attention(x)
+        ours = TokenWindowAttention(attention)(x)
+    assert expected.abs().mean() > 0.1
+    assert ((ours - expected).norm() / expected.norm()).item() <= 1e-5
 
 
 @pytest.mark.parametrize('arch', ARCHS)

@@ -8,8 +8,10 @@ import runpy
 
 import pytest
 import torch
+import torch.nn as nn
 from helpers import REPO
 from mmengine.registry import MODELS, DefaultScope
+from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
 
 from efficientvit_dense.analysis import benchmark as benchmark_module
 from efficientvit_dense.analysis.benchmark import check_modes, precision_notes
@@ -68,6 +70,17 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone):
         quantised(_images(1, size=192))
     with pytest.raises(DataError, match='calibration images reach EfficientViT in 2 sizes'):
         quantize_int8(copy.deepcopy(backbone), [_images(2), _images(2, size=192)])
+
+
+@torch.no_grad()
+def test_the_deploy_form_exports_in_the_partitions_pt2e_quantisers_annotate(backbone):
+    # PyTorch 2 export quantisation (torchao's X86InductorQuantizer) groups the exported graph's nodes by the
+    # module that made them and stops on a group with two outputs: a ReLU module called twice did that.
+    deployed = copy.deepcopy(backbone).switch_to_deploy()
+    graph = torch.export.export(deployed, (_images(1, size=64),)).module().graph
+    partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d, nn.Linear])
+    assert set(partitions) == {nn.ReLU, nn.Conv2d, nn.Linear}
+    assert all(len(p.output_nodes) == 1 for group in partitions.values() for p in group)
 
 
 def test_precisions_that_cannot_be_had_are_refused(backbone):

@@ -11,6 +11,7 @@ names by :mod:`efficientvit_dense.models.weights`.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from collections import OrderedDict
@@ -167,6 +168,67 @@ class LocalWindowAttention(nn.Module):
         return x[:, :, :H, :W]
 
 
+class TokenWindowAttention(nn.Module):
+    """The deploy form of :class:`LocalWindowAttention`, built from one whose
+    BatchNorms are folded: each window is a (tokens, channels) matrix taken
+    from the channels_last map, so a head's projections are matrix products
+    over the last dimension that read their input without copies; its score
+    scale is folded into the query's depthwise conv and its position bias
+    added by the product itself (``baddbmm``); the proj's ReLU runs in
+    place. The map is partitioned into windows (one copy each way) only when
+    it is not a single window. Same outputs up to float rounding.
+    """
+
+    def __init__(self, module: LocalWindowAttention):
+        super().__init__()
+        attn = module.attn
+        self.window_size = module.window_size
+        self.key_dim, self.val_dim = attn.key_dim, attn.val_dim
+        with torch.no_grad():
+            self.qkvs = nn.ModuleList(_linear_from_pointwise(conv) for conv in attn.qkvs)
+            self.dws = nn.ModuleList()
+            for conv in attn.dws:
+                scaled = copy.deepcopy(conv)  # scores = (scale * q) k^T: the scale folded into q's last layer
+                scaled.weight.mul_(attn.scale)
+                scaled.bias.mul_(attn.scale)
+                self.dws.append(scaled)
+            self.proj = _linear_from_pointwise(attn.proj[1])
+            self.register_buffer('attention_bias', attn.attention_bias().detach().clone())
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        ws = self.window_size
+        pad_b, pad_r = (-H) % ws, (-W) % ws
+        nh, nw = (H + pad_b) // ws, (W + pad_r) // ws
+        tokens = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels_last map
+        if pad_b or pad_r:
+            tokens = F.pad(tokens, (0, 0, 0, pad_r, 0, pad_b))
+        # (B, nh*ws, nw*ws, C) -> (B*nh*nw, ws*ws, C)
+        tokens = tokens.reshape(B, nh, ws, nw, ws, C).transpose(2, 3).reshape(B * nh * nw, ws * ws, C)
+        chunks = tokens.chunk(len(self.qkvs), dim=-1)
+        outputs = []
+        feat = chunks[0]
+        for i, (qkv, dw) in enumerate(zip(self.qkvs, self.dws)):
+            if i > 0:
+                feat = feat + chunks[i]
+            q, k, v = qkv(feat).split([self.key_dim, self.key_dim, self.val_dim], dim=-1)
+            q = dw(q.unflatten(1, (ws, ws)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).flatten(1, 2)
+            scores = torch.baddbmm(self.attention_bias[i], q, k.transpose(1, 2))
+            feat = torch.bmm(scores.softmax(dim=-1), v)
+            outputs.append(feat)
+        out = self.proj(torch.cat(outputs, dim=-1).relu_())
+        out = out.view(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(B, nh * ws, nw * ws, C)
+        return out[:, :H, :W].permute(0, 3, 1, 2)
+
+
+def _linear_from_pointwise(conv: nn.Conv2d) -> nn.Linear:
+    """A 1x1 convolution (BatchNorm folded) as the linear layer over channels it is."""
+    linear = nn.Linear(conv.in_channels, conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
+    linear.weight.copy_(conv.weight.flatten(1))
+    linear.bias.copy_(conv.bias)
+    return linear
+
+
 def _dw_conv(dim: int, bn_weight_init: float = 1.0) -> ConvBN:
     return ConvBN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=bn_weight_init)
 
@@ -194,13 +256,16 @@ class PatchMerging(nn.Module):
         super().__init__()
         hidden = 4 * dim
         self.conv1 = ConvBN(dim, hidden)
-        self.act = nn.ReLU()
+        # Two ReLUs, not one called twice as in timm: PyTorch 2 export quantisation groups a graph's
+        # nodes by the module that made them, and stops on a module with two outputs.
+        self.act1 = nn.ReLU()
         self.conv2 = ConvBN(hidden, hidden, 3, 2, 1, groups=hidden)
+        self.act2 = nn.ReLU()
         self.se = SqueezeExcite(hidden, 0.25)
         self.conv3 = ConvBN(hidden, out_dim)
 
     def forward(self, x):
-        return self.conv3(self.se(self.act(self.conv2(self.act(self.conv1(x))))))
+        return self.conv3(self.se(self.act2(self.conv2(self.act1(self.conv1(x))))))
 
 
 def _downsample(in_dim: int, out_dim: int) -> nn.Sequential:
@@ -361,7 +426,7 @@ class EfficientViT(BaseModule):
         last = max(take) if stop_early else stages - 1
         self._check_input_size(x)
         dtype = getattr(self, 'compute_dtype', torch.float32)  # deployed in bfloat16: float32 in and out, as forward
-        x = self.patch_embed(x.to(dtype).contiguous(memory_format=torch.channels_last) if self.deployed else x)
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last).to(dtype) if self.deployed else x)
         intermediates = []
         for i, stage in enumerate(self.stages[:last + 1]):
             x = stage(x, with_cp=self.with_cp and self.training)
@@ -413,7 +478,10 @@ class EfficientViT(BaseModule):
         dtype = precision_dtype(precision)
         if not self.deployed:
             fuse_batchnorm(self.eval())
+            replace_modules(self, lambda m: isinstance(m, LocalWindowAttention), TokenWindowAttention)
             replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
+            for relu in [m for m in self.modules() if isinstance(m, nn.ReLU)]:
+                relu.inplace = True  # each follows a fresh layer output that nothing else reads
             self.deployed = True
         return run_in_precision(self, dtype)
 

@@ -169,6 +169,7 @@ def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
         folded = model(x)
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     assert not any(PointwiseLinear.applies_to(m) for m in model.modules())  # all run as NHWC GEMMs
+    assert not any(isinstance(m, LocalWindowAttention) for m in model.modules())  # attention on token matrices
     assert all(f.is_contiguous(memory_format=torch.channels_last) for f in folded)
     for a, b in zip(folded, expected):
         assert ((a - b).norm() / b.norm()).item() <= 1e-4

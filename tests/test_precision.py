@@ -20,6 +20,7 @@ from efficientvit_dense.analysis.quantize import quantize_int8
 from efficientvit_dense.analysis.reference import imagenet_classifier, randomize_
 from efficientvit_dense.errors import DataError, UnsupportedError
 from efficientvit_dense.models import EfficientViT, deploy
+from efficientvit_dense.models.deploy import DeployLinear
 
 
 @pytest.fixture(scope='module')
@@ -78,9 +79,29 @@ def test_the_deploy_form_exports_in_the_partitions_pt2e_quantisers_annotate(back
     # module that made them and stops on a group with two outputs: a ReLU module called twice did that.
     deployed = copy.deepcopy(backbone).switch_to_deploy()
     graph = torch.export.export(deployed, (_images(1, size=64),)).module().graph
-    partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d, nn.Linear])
-    assert set(partitions) == {nn.ReLU, nn.Conv2d, nn.Linear}
+    partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d])
+    assert set(partitions) == {nn.ReLU, nn.Conv2d}
     assert all(len(p.output_nodes) == 1 for group in partitions.values() for p in group)
+    # The products as the quantiser knows them, not the packed oneDNN ones of eager CPU inference
+    targets = [str(node.target) for node in graph.nodes]
+    assert 'aten.linear.default' in targets and not any('mkldnn' in target for target in targets)
+
+
+@torch.no_grad()
+def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
+    x = _images(2, size=64)
+    deployed = copy.deepcopy(backbone).switch_to_deploy()
+    first = deployed(x)  # eager CPU inference: oneDNN's products on weights packed for float32
+    with torch.enable_grad():  # with gradients: F.linear on the same weights
+        with_gradients = [o.detach() for o in deployed(x)]
+    assert max_difference(first, with_gradients, relative=True) < 1e-5
+    linear = next(m for m in deployed.modules() if isinstance(m, DeployLinear) and m.relu)
+    linear.weight.mul_(2)  # changed in place: packed again
+    assert max_difference(first, deployed(x), relative=True) > 1e-3  # measured: 2e-3
+    linear.weight.div_(2)
+    assert max_difference(first, deployed(x), relative=True) < 1e-5
+    deployed.switch_to_deploy('bfloat16')  # cast: packed again, for bfloat16
+    assert 0 < max_difference(first, deployed(x), relative=True) < 0.03
 
 
 def test_precisions_that_cannot_be_had_are_refused(backbone):

@@ -2,11 +2,12 @@
 Runtime (QDQ: int8 weights per output channel, uint8 activations, the
 convolutions and matrix products quantised; calibrated on example inputs).
 
-Why ONNX Runtime and not PyTorch 2's export quantisation: torchao's
-X86InductorQuantizer (0.18, the one for torch 2.14) stops on this network
-("Input partition has more than one output node"), and its speed needs
-torch.compile per input shape; ONNX Runtime quantises it as it is, runs on
-any x86 CPU, and the quantised file is what deploys. See docs/design.md
+Why ONNX Runtime and not PyTorch 2's export quantisation (torchao's
+X86InductorQuantizer, which annotates this network since PatchMerging has
+two ReLU modules): measured, its best was the bfloat16 deploy form's speed
+plus 6%, with a torch.compile per input shape, and ONNX Runtime's int8 has
+by far the lowest latency; ONNX Runtime quantises the graph as it is, runs
+on any x86 CPU, and the quantised file is what deploys. See docs/design.md
 ("Low precision") for the speeds measured and what stays in float32.
 
 Each part that :func:`..models.deploy.low_precision_parts` names (backbone,

@@ -1,6 +1,7 @@
 """The deploy form of a model: every BatchNorm folded into the layer before
 it, and EfficientViT's pointwise convolutions run as matrix products on
-channels_last maps, in float32 or bfloat16. Outputs stay equal up to float
+channels_last maps (:class:`DeployLinear`: oneDNN's, on packed weights, in
+eager CPU inference), in float32 or bfloat16. Outputs stay equal up to float
 rounding in eval mode (bfloat16: up to its 8-bit mantissa); a deployed model
 can no longer be trained. Used by the benchmark, the ONNX export, the
 evaluation in a precision and EfficientViT.switch_to_deploy(). int8 needs
@@ -40,7 +41,62 @@ def float32_parts(model: nn.Module) -> dict[str, str]:
             if name == 'post-processing' or isinstance(getattr(model, name, None), nn.Module)}
 
 
-class PointwiseLinear(nn.Module):
+def _onednn_linear_available() -> bool:
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
+            and hasattr(torch.ops.mkldnn, '_reorder_linear_weight'))
+
+
+class DeployLinear(nn.Module):
+    """A linear layer over the last dimension in a deploy form, optionally
+    with the ReLU that follows it fused in.
+
+    For eager CPU inference (no gradients, float32 or bfloat16) it runs
+    oneDNN's linear on a weight packed once into oneDNN's layout, as
+    ``torch.compile``'s freezing does, with the ReLU in the same kernel:
+    ``F.linear`` re-lays the weight out at every call. The packed weight is
+    opaque (no storage), so it stays out of copies and pickles and is packed
+    again when the weight changes. Elsewhere (gradients, GPUs, tracing for
+    ONNX export, torch.export or torch.compile) it is ``F.linear``.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        self.relu = relu
+        self._packed = None  # (weight's storage, version, dtype) -> oneDNN's packed copy
+
+    @classmethod
+    def from_pointwise(cls, conv: nn.Conv2d, relu: bool = False) -> 'DeployLinear':
+        """A (folded) 1x1 convolution as the linear layer over channels it is."""
+        return cls(conv.weight.flatten(1), conv.bias, relu)
+
+    def _packs(self, x: torch.Tensor) -> bool:
+        return (x.device.type == 'cpu' and x.dtype == self.weight.dtype and x.dtype in (torch.float32, torch.bfloat16)
+                and not torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and _onednn_linear_available())
+
+    def _packed_weight(self, rows: int) -> torch.Tensor:
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, rows))
+        return self._packed[1]
+
+    def forward(self, x):
+        if self._packs(x):
+            weight = self._packed_weight(x.numel() // x.shape[-1])
+            return torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, 'relu' if self.relu else 'none', [], '')
+        y = F.linear(x, self.weight, self.bias)
+        return y.relu_() if self.relu else y
+
+    def __getstate__(self):
+        return {**self.__dict__, '_packed': None}
+
+    def extra_repr(self) -> str:
+        return f'in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, relu={self.relu}'
+
+
+class PointwiseLinear(DeployLinear):
     """A folded 1x1 convolution run as a matrix product over channels.
 
     On a channels_last map the NHWC view is contiguous, so this is one GEMM
@@ -48,10 +104,12 @@ class PointwiseLinear(nn.Module):
     slower on CPU. The output is channels_last again, ready for the next one.
     """
 
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(1))
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach())
+    def __init__(self, conv: nn.Conv2d, relu: bool = False):
+        super().__init__(conv.weight.flatten(1), conv.bias, relu)
+
+    @classmethod
+    def from_pointwise(cls, conv: nn.Conv2d, relu: bool = False) -> 'PointwiseLinear':
+        return cls(conv, relu)
 
     @staticmethod
     def applies_to(module: nn.Module) -> bool:
@@ -59,7 +117,7 @@ class PointwiseLinear(nn.Module):
                 and module.stride == (1, 1) and module.padding == (0, 0) and module.dilation == (1, 1))
 
     def forward(self, x):
-        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def replace_modules(model: nn.Module, matches, replacement) -> None:

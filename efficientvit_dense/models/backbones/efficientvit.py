@@ -29,7 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...errors import ConfigError, DataError
 from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
-from ..deploy import PointwiseLinear, fuse_batchnorm, precision_dtype, replace_modules, run_in_precision
+from ..deploy import DeployLinear, PointwiseLinear, fuse_batchnorm, precision_dtype, replace_modules, run_in_precision
 from ..weights import adapt_state_dict, load_backbone_weights
 
 
@@ -185,14 +185,14 @@ class TokenWindowAttention(nn.Module):
         self.window_size = module.window_size
         self.key_dim, self.val_dim = attn.key_dim, attn.val_dim
         with torch.no_grad():
-            self.qkvs = nn.ModuleList(_linear_from_pointwise(conv) for conv in attn.qkvs)
+            self.qkvs = nn.ModuleList(DeployLinear.from_pointwise(conv) for conv in attn.qkvs)
             self.dws = nn.ModuleList()
             for conv in attn.dws:
                 scaled = copy.deepcopy(conv)  # scores = (scale * q) k^T: the scale folded into q's last layer
                 scaled.weight.mul_(attn.scale)
                 scaled.bias.mul_(attn.scale)
                 self.dws.append(scaled)
-            self.proj = _linear_from_pointwise(attn.proj[1])
+            self.proj = DeployLinear.from_pointwise(attn.proj[1])
             self.register_buffer('attention_bias', attn.attention_bias().detach().clone())
 
     def forward(self, x):
@@ -219,14 +219,6 @@ class TokenWindowAttention(nn.Module):
         out = self.proj(torch.cat(outputs, dim=-1).relu_())
         out = out.view(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(B, nh * ws, nw * ws, C)
         return out[:, :H, :W].permute(0, 3, 1, 2)
-
-
-def _linear_from_pointwise(conv: nn.Conv2d) -> nn.Linear:
-    """A 1x1 convolution (BatchNorm folded) as the linear layer over channels it is."""
-    linear = nn.Linear(conv.in_channels, conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
-    linear.weight.copy_(conv.weight.flatten(1))
-    linear.bias.copy_(conv.bias)
-    return linear
 
 
 def _dw_conv(dim: int, bn_weight_init: float = 1.0) -> ConvBN:
@@ -470,8 +462,10 @@ class EfficientViT(BaseModule):
         return tuple(outs)
 
     def switch_to_deploy(self, precision: str = 'float32') -> 'EfficientViT':
-        """The inference form, in place: every Conv-BN folded, pointwise
-        convolutions run as NHWC matrix products on channels_last maps, in
+        """The inference form, in place (docs/design.md, "The deploy form"):
+        every Conv-BN folded, the attention on token matrices, pointwise
+        convolutions run as NHWC matrix products on channels_last maps with
+        the ReLU that follows fused in, in
         ``precision`` ('float32' or 'bfloat16': weights and activations,
         float32 in and out). Outputs stay equal up to the precision's
         rounding; the model can no longer be trained."""
@@ -480,6 +474,11 @@ class EfficientViT(BaseModule):
             fuse_batchnorm(self.eval())
             replace_modules(self, lambda m: isinstance(m, LocalWindowAttention), TokenWindowAttention)
             replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
+            for module in self.modules():  # a 1x1 conv's ReLU into its product
+                if isinstance(module, ConvFFN):
+                    module.pw1.relu, module.act = True, nn.Identity()
+                elif isinstance(module, PatchMerging):
+                    module.conv1.relu, module.act1 = True, nn.Identity()
             for relu in [m for m in self.modules() if isinstance(m, nn.ReLU)]:
                 relu.inplace = True  # each follows a fresh layer output that nothing else reads
             self.deployed = True

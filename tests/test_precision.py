@@ -20,7 +20,7 @@ from efficientvit_dense.analysis.quantize import quantize_int8
 from efficientvit_dense.analysis.reference import imagenet_classifier, randomize_
 from efficientvit_dense.errors import DataError, UnsupportedError
 from efficientvit_dense.models import EfficientViT, deploy
-from efficientvit_dense.models.deploy import DeployLinear
+from efficientvit_dense.models.deploy import DeployLinear, onednn_packs
 
 
 @pytest.fixture(scope='module')
@@ -102,6 +102,30 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
     assert max_difference(first, deployed(x), relative=True) < 1e-5
     deployed.switch_to_deploy('bfloat16')  # cast: packed again, for bfloat16
     assert 0 < max_difference(first, deployed(x), relative=True) < 0.03
+    with torch.inference_mode():  # deployed there: weights without a version counter
+        made_there = copy.deepcopy(backbone).switch_to_deploy()
+        assert max_difference(first, made_there(x), relative=True) < 1e-5
+
+
+def test_a_cpu_without_onednns_bfloat16_runs_the_bfloat16_deploy_form_all_the_same(backbone, monkeypatch):
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+
+    def reorder_as_such_a_cpu_does(weight, *args):
+        if weight.dtype == torch.bfloat16:
+            raise RuntimeError('bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq')
+        return reorder(weight, *args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, '_reorder_linear_weight', reorder_as_such_a_cpu_does)
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)
+    onednn_packs.cache_clear()
+    try:
+        x = _images(2, size=64)
+        with torch.no_grad():
+            reference = copy.deepcopy(backbone).switch_to_deploy()(x)  # float32 still packed
+            out = copy.deepcopy(backbone).switch_to_deploy('bfloat16')(x)  # bfloat16 by F.linear
+        assert 0 < max_difference(reference, out, relative=True) < 0.03
+    finally:
+        onednn_packs.cache_clear()
 
 
 def test_precisions_that_cannot_be_had_are_refused(backbone):

@@ -41,9 +41,15 @@ def float32_parts(model: nn.Module) -> dict[str, str]:
             if name == 'post-processing' or isinstance(getattr(model, name, None), nn.Module)}
 
 
-def _onednn_linear_available() -> bool:
-    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
-            and hasattr(torch.ops.mkldnn, '_reorder_linear_weight'))
+@functools.cache
+def onednn_packs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's packed linear runs in ``dtype`` on this CPU. bfloat16
+    needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT, the same test inductor
+    makes; without them ``F.linear`` emulates it."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
+            and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')):
+        return False
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class DeployLinear(nn.Module):
@@ -72,13 +78,17 @@ class DeployLinear(nn.Module):
         return cls(conv.weight.flatten(1), conv.bias, relu)
 
     def _packs(self, x: torch.Tensor) -> bool:
-        return (x.device.type == 'cpu' and x.dtype == self.weight.dtype and x.dtype in (torch.float32, torch.bfloat16)
-                and not torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
-                and _onednn_linear_available())
+        return (x.device.type == 'cpu' and x.dtype == self.weight.dtype and not torch.is_grad_enabled()
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and torch.backends.mkldnn.enabled and onednn_packs(x.dtype))
 
     def _packed_weight(self, rows: int) -> torch.Tensor:
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        # A change made through the parameter (a cast, load_state_dict, an in-place op) changes its storage or
+        # version; one made to .data does not, and is not seen. Tensors made under inference_mode have no version.
+        version = None if self.weight.is_inference() else self.weight._version
+        key = (self.weight.data_ptr(), version, self.weight.dtype)
         if self._packed is None or self._packed[0] != key:
+            # Packed for the first call's row count; oneDNN's product takes any (the batch changes only its speed).
             self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, rows))
         return self._packed[1]
 
@@ -90,7 +100,7 @@ class DeployLinear(nn.Module):
         return y.relu_() if self.relu else y
 
     def __getstate__(self):
-        return {**self.__dict__, '_packed': None}
+        return {**super().__getstate__(), '_packed': None}
 
     def extra_repr(self) -> str:
         return f'in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, relu={self.relu}'

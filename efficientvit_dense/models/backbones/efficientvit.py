@@ -5,9 +5,10 @@ Attention -> DW conv -> FFN, each residual), a four-layer stride-16 stem and
 SE patch-merging downsamples between three stages, giving maps at strides 16,
 32 and 64.
 
-Module and parameter names follow timm's ``efficientvit_msra`` so that a timm
-state dict loads as it is; the official release format is mapped onto these
-names by :mod:`efficientvit_dense.models.weights`.
+Parameter names follow timm's ``efficientvit_msra`` so that a timm state
+dict loads as it is (module names too, but for PatchMerging's two ReLUs);
+the official release format is mapped onto these names by
+:mod:`efficientvit_dense.models.weights`.
 """
 from __future__ import annotations
 
@@ -175,8 +176,9 @@ class TokenWindowAttention(nn.Module):
     over the last dimension that read their input without copies; its score
     scale is folded into the query's depthwise conv and its position bias
     added by the product itself (``baddbmm``); the proj's ReLU runs in
-    place. The map is partitioned into windows (one copy each way) only when
-    it is not a single window. Same outputs up to float rounding.
+    place. The map is partitioned into windows (copies: a pad if needed, one
+    each way) only when it is not a single window. Same outputs up to float
+    rounding.
     """
 
     def __init__(self, module: LocalWindowAttention):
@@ -464,8 +466,8 @@ class EfficientViT(BaseModule):
     def switch_to_deploy(self, precision: str = 'float32') -> 'EfficientViT':
         """The inference form, in place (docs/design.md, "The deploy form"):
         every Conv-BN folded, the attention on token matrices, pointwise
-        convolutions run as NHWC matrix products on channels_last maps with
-        the ReLU that follows fused in, in
+        convolutions run as NHWC matrix products on channels_last maps (the
+        FFN's and PatchMerging's first with their ReLU fused in), in
         ``precision`` ('float32' or 'bfloat16': weights and activations,
         float32 in and out). Outputs stay equal up to the precision's
         rounding; the model can no longer be trained."""

@@ -58,11 +58,12 @@ class DeployLinear(nn.Module):
 
     For eager CPU inference (no gradients, float32 or bfloat16) it runs
     oneDNN's linear on a weight packed once into oneDNN's layout, as
-    ``torch.compile``'s freezing does, with the ReLU in the same kernel:
-    ``F.linear`` re-lays the weight out at every call. The packed weight is
-    opaque (no storage), so it stays out of copies and pickles and is packed
-    again when the weight changes. Elsewhere (gradients, GPUs, tracing for
-    ONNX export, torch.export or torch.compile) it is ``F.linear``.
+    ``torch.compile``'s freezing does, with the ReLU in the same kernel
+    (``F.linear`` passes the plain weight at every call). The packed weight
+    is opaque (no storage), so it stays out of copies and pickles and is
+    packed again when the weight changes. Elsewhere (gradients, GPUs,
+    bfloat16 on a CPU without oneDNN's, tracing for ONNX export,
+    torch.export or torch.compile) it is ``F.linear``.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False):
@@ -157,7 +158,7 @@ def _cast_floats(tree, dtype: torch.dtype, memory_format=torch.preserve_format):
         if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
             return x
         if x.dim() == 4 and memory_format != torch.preserve_format:
-            # Two steps: one .to(dtype, memory_format=...) is 3x slower on CPU (an image batch: 3.0 vs 1.0 ms).
+            # Layout first, then the cast: both in one .to() take a much slower path on CPU.
             x = x.contiguous(memory_format=memory_format)
         return x.to(dtype)
     return tree_map(cast, tree)

@@ -73,11 +73,6 @@ class DeployLinear(nn.Module):
         self.relu = relu
         self._packed = None  # (weight's storage, version, dtype) -> oneDNN's packed copy
 
-    @classmethod
-    def from_pointwise(cls, conv: nn.Conv2d, relu: bool = False) -> 'DeployLinear':
-        """A (folded) 1x1 convolution as the linear layer over channels it is."""
-        return cls(conv.weight.flatten(1), conv.bias, relu)
-
     def _packs(self, x: torch.Tensor) -> bool:
         return (x.device.type == 'cpu' and x.dtype == self.weight.dtype and not torch.is_grad_enabled()
                 and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
@@ -117,10 +112,6 @@ class PointwiseLinear(DeployLinear):
 
     def __init__(self, conv: nn.Conv2d, relu: bool = False):
         super().__init__(conv.weight.flatten(1), conv.bias, relu)
-
-    @classmethod
-    def from_pointwise(cls, conv: nn.Conv2d, relu: bool = False) -> 'PointwiseLinear':
-        return cls(conv, relu)
 
     @staticmethod
     def applies_to(module: nn.Module) -> bool:

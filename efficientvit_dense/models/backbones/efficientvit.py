@@ -187,14 +187,14 @@ class TokenWindowAttention(nn.Module):
         self.window_size = module.window_size
         self.key_dim, self.val_dim = attn.key_dim, attn.val_dim
         with torch.no_grad():
-            self.qkvs = nn.ModuleList(DeployLinear.from_pointwise(conv) for conv in attn.qkvs)
+            self.qkvs = nn.ModuleList(DeployLinear(conv.weight.flatten(1), conv.bias) for conv in attn.qkvs)
             self.dws = nn.ModuleList()
             for conv in attn.dws:
                 scaled = copy.deepcopy(conv)  # scores = (scale * q) k^T: the scale folded into q's last layer
                 scaled.weight.mul_(attn.scale)
                 scaled.bias.mul_(attn.scale)
                 self.dws.append(scaled)
-            self.proj = DeployLinear.from_pointwise(attn.proj[1])
+            self.proj = DeployLinear(attn.proj[1].weight.flatten(1), attn.proj[1].bias)
             self.register_buffer('attention_bias', attn.attention_bias().detach().clone())
 
     def forward(self, x):
@@ -476,7 +476,7 @@ class EfficientViT(BaseModule):
             fuse_batchnorm(self.eval())
             replace_modules(self, lambda m: isinstance(m, LocalWindowAttention), TokenWindowAttention)
             replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
-            for module in self.modules():  # a 1x1 conv's ReLU into its product
+            for module in list(self.modules()):  # a 1x1 conv's ReLU into its product
                 if isinstance(module, ConvFFN):
                     module.pw1.relu, module.act = True, nn.Identity()
                 elif isinstance(module, PatchMerging):

@@ -9,7 +9,7 @@ from efficientvit_dense.analysis.reference import IMAGENET_224_WINDOWS, official
 from efficientvit_dense.errors import CheckpointError
 from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
 from efficientvit_dense.models.backbones.efficientvit import LocalWindowAttention, TokenWindowAttention
-from efficientvit_dense.models.deploy import PointwiseLinear, fuse_batchnorm
+from efficientvit_dense.models.deploy import PackedWeightLayer, PointwiseLinear, fuse_batchnorm
 from efficientvit_dense.models.weights import (
     load_backbone_weights,
     load_state_into,
@@ -170,6 +170,8 @@ def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     assert not any(PointwiseLinear.applies_to(m) for m in model.modules())  # all run as NHWC GEMMs
     assert not any(isinstance(m, LocalWindowAttention) for m in model.modules())  # attention on token matrices
+    packed = {id(m.layer) for m in model.modules() if isinstance(m, PackedWeightLayer)}
+    assert all(id(m) in packed for m in model.modules() if isinstance(m, torch.nn.Conv2d))  # on packed weights
     assert all(f.is_contiguous(memory_format=torch.channels_last) for f in folded)
     for a, b in zip(folded, expected):
         assert ((a - b).norm() / b.norm()).item() <= 1e-4

@@ -20,7 +20,7 @@ from efficientvit_dense.analysis.quantize import quantize_int8
 from efficientvit_dense.analysis.reference import imagenet_classifier, randomize_
 from efficientvit_dense.errors import DataError, UnsupportedError
 from efficientvit_dense.models import EfficientViT, deploy
-from efficientvit_dense.models.deploy import DeployLinear, onednn_packs
+from efficientvit_dense.models.deploy import DeployConv2d, DeployLinear, onednn_packs
 
 
 @pytest.fixture(scope='module')
@@ -75,16 +75,20 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone):
 
 @torch.no_grad()
 def test_the_deploy_form_exports_in_the_partitions_pt2e_quantisers_annotate(backbone):
-    # PyTorch 2 export quantisation (torchao's X86InductorQuantizer) groups the exported graph's nodes by the
-    # module that made them and stops on a group with two outputs: a ReLU module called twice did that.
+    # PyTorch 2 export quantisation (torchao's X86InductorQuantizer) finds what to quantise by the module class that
+    # made each node of the exported graph (nn.Linear, nn.Conv2d, nn.ReLU), skips a product made anywhere else, and
+    # stops on a group with two outputs or one whose output is not the product (a ReLU module called twice did that).
     deployed = copy.deepcopy(backbone).switch_to_deploy()
     graph = torch.export.export(deployed, (_images(1, size=64),)).module().graph
-    partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d])
-    assert set(partitions) == {nn.ReLU, nn.Conv2d}
+    partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d, nn.Linear])
+    assert set(partitions) == {nn.ReLU, nn.Conv2d, nn.Linear}
     assert all(len(p.output_nodes) == 1 for group in partitions.values() for p in group)
+    for source, op in ((nn.Linear, torch.ops.aten.linear.default), (nn.Conv2d, torch.ops.aten.conv2d.default)):
+        in_graph = [node for node in graph.nodes if node.target == op]
+        grouped = [p.output_nodes[0] for p in partitions[source]]
+        assert in_graph and grouped == in_graph  # every product and convolution, each the output of its group
     # The products as the quantiser knows them, not the packed oneDNN ones of eager CPU inference
-    targets = [str(node.target) for node in graph.nodes]
-    assert 'aten.linear.default' in targets and not any('mkldnn' in target for target in targets)
+    assert not any('mkldnn' in str(node.target) for node in graph.nodes)
 
 
 @torch.no_grad()
@@ -92,7 +96,7 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
     x = _images(2, size=64)
     deployed = copy.deepcopy(backbone).switch_to_deploy()
     first = deployed(x)  # eager CPU inference: oneDNN's products on weights packed for float32
-    with torch.enable_grad():  # with gradients: F.linear on the same weights
+    with torch.enable_grad():  # with gradients: the plain layers on the same weights
         with_gradients = [o.detach() for o in deployed(x)]
     assert max_difference(first, with_gradients, relative=True) < 1e-5
     linear = next(m for m in deployed.modules() if isinstance(m, DeployLinear) and m.relu)
@@ -100,6 +104,10 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
     assert max_difference(first, deployed(x), relative=True) > 1e-3  # measured: 2e-3
     linear.weight.div_(2)
     assert max_difference(first, deployed(x), relative=True) < 1e-5
+    conv = next(m for m in deployed.modules() if isinstance(m, DeployConv2d) and m.residual)
+    conv.weight.mul_(2)  # the same for the convolutions' packed weights
+    assert max_difference(first, deployed(x), relative=True) > 1e-3
+    conv.weight.div_(2)
     deployed.switch_to_deploy('bfloat16')  # cast: packed again, for bfloat16
     assert 0 < max_difference(first, deployed(x), relative=True) < 0.03
     with torch.inference_mode():  # deployed there: weights without a version counter
@@ -108,21 +116,22 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
 
 
 def test_a_cpu_without_onednns_bfloat16_runs_the_bfloat16_deploy_form_all_the_same(backbone, monkeypatch):
-    reorder = torch.ops.mkldnn._reorder_linear_weight
+    def as_such_a_cpu_does(reorder):
+        def reorder_there(weight, *args):
+            if weight.dtype == torch.bfloat16:
+                raise RuntimeError('bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq')
+            return reorder(weight, *args)
+        return reorder_there
 
-    def reorder_as_such_a_cpu_does(weight, *args):
-        if weight.dtype == torch.bfloat16:
-            raise RuntimeError('bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq')
-        return reorder(weight, *args)
-
-    monkeypatch.setattr(torch.ops.mkldnn, '_reorder_linear_weight', reorder_as_such_a_cpu_does)
+    for name in ('_reorder_linear_weight', '_reorder_convolution_weight'):
+        monkeypatch.setattr(torch.ops.mkldnn, name, as_such_a_cpu_does(getattr(torch.ops.mkldnn, name)))
     monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)
     onednn_packs.cache_clear()
     try:
         x = _images(2, size=64)
         with torch.no_grad():
             reference = copy.deepcopy(backbone).switch_to_deploy()(x)  # float32 still packed
-            out = copy.deepcopy(backbone).switch_to_deploy('bfloat16')(x)  # bfloat16 by F.linear
+            out = copy.deepcopy(backbone).switch_to_deploy('bfloat16')(x)  # bfloat16 by the plain layers
         assert 0 < max_difference(reference, out, relative=True) < 0.03
     finally:
         onednn_packs.cache_clear()

@@ -1,9 +1,9 @@
 """The deploy form of a model: every BatchNorm folded into the layer before
 it, and EfficientViT's pointwise convolutions run as matrix products on
-channels_last maps (:class:`DeployLinear`: oneDNN's, on packed weights, in
-eager CPU inference), in float32 or bfloat16. Outputs stay equal up to float
-rounding in eval mode (bfloat16: up to its 8-bit mantissa); a deployed model
-can no longer be trained. Used by the benchmark, the ONNX export, the
+channels_last maps, its products and convolutions on weights packed for
+oneDNN in eager CPU inference (:class:`PackedWeightLayer`), in float32 or
+bfloat16. Outputs stay equal up to float rounding in eval mode (bfloat16:
+up to its 8-bit mantissa); a deployed model can no longer be trained. Used by the benchmark, the ONNX export, the
 evaluation in a precision and EfficientViT.switch_to_deploy(). int8 needs
 calibration data, so it lives with the tools that have it
 (:mod:`efficientvit_dense.analysis.quantize`).
@@ -14,7 +14,6 @@ import functools
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils._pytree import tree_map
 
 from ..errors import UnsupportedError
@@ -43,63 +42,132 @@ def float32_parts(model: nn.Module) -> dict[str, str]:
 
 @functools.cache
 def onednn_packs(dtype: torch.dtype) -> bool:
-    """Whether oneDNN's packed linear runs in ``dtype`` on this CPU. bfloat16
-    needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT, the same test inductor
-    makes; without them ``F.linear`` emulates it."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
-            and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')):
+    """Whether oneDNN's kernels on packed weights run in ``dtype`` on this
+    CPU. bfloat16 needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT, the same test
+    inductor makes; without them the plain ops emulate it."""
+    ops = ('_linear_pointwise', '_reorder_linear_weight', '_convolution_pointwise', '_reorder_convolution_weight')
+    if not (torch.backends.mkldnn.is_available() and all(hasattr(torch.ops.mkldnn, op) for op in ops)):
         return False
     return dtype == torch.float32 or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-class DeployLinear(nn.Module):
-    """A linear layer over the last dimension in a deploy form, optionally
-    with the ReLU that follows it fused in.
+class PackedWeightLayer(nn.Module):
+    """A layer of the deploy form: a plain ``layer`` (``nn.Linear`` or
+    ``nn.Conv2d``), optionally with the ReLU after it or a residual add.
 
-    For eager CPU inference (no gradients, float32 or bfloat16) it runs
-    oneDNN's linear on a weight packed once into oneDNN's layout, as
-    ``torch.compile``'s freezing does, with the ReLU in the same kernel
-    (``F.linear`` passes the plain weight at every call). The packed weight
-    is opaque (no storage), so it stays out of copies and pickles and is
-    packed again when the weight changes. Elsewhere (gradients, GPUs,
-    bfloat16 on a CPU without oneDNN's, tracing for ONNX export,
-    torch.export or torch.compile) it is ``F.linear``.
+    In eager CPU inference (no gradients, float32 or bfloat16) it runs
+    oneDNN's kernel on the layer's weight packed once into oneDNN's layout,
+    as ``torch.compile``'s freezing does, with the ReLU or the add in the
+    same kernel (the plain op reorders the weight at every call, and each
+    fused step saves a pass over the map). The packed weight is opaque (no
+    storage), so it stays out of copies and pickles and is packed again when
+    the weight changes. Elsewhere (gradients, GPUs, bfloat16 on a CPU without
+    oneDNN's, tracing for ONNX export, torch.export or torch.compile) it
+    calls ``layer`` and ``act`` as modules: an exported graph then holds
+    plain ``aten.linear``/``aten.conv2d`` nodes grouped under ``nn.Linear``,
+    ``nn.Conv2d`` and ``nn.ReLU``, which is how PyTorch 2 export quantisers
+    (torchao's ``X86InductorQuantizer``) find what to quantise.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False):
+    def __init__(self, layer: nn.Module, relu: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        self.layer = layer
         self.relu = relu
         self._packed = None  # (weight's storage, version, dtype) -> oneDNN's packed copy
+
+    @property
+    def relu(self) -> bool:
+        return isinstance(self.act, nn.ReLU)
+
+    @relu.setter
+    def relu(self, value: bool) -> None:
+        self.act = nn.ReLU(inplace=True) if value else nn.Identity()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.layer.weight
+
+    @property
+    def bias(self) -> nn.Parameter | None:
+        return self.layer.bias
 
     def _packs(self, x: torch.Tensor) -> bool:
         return (x.device.type == 'cpu' and x.dtype == self.weight.dtype and not torch.is_grad_enabled()
                 and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
                 and torch.backends.mkldnn.enabled and onednn_packs(x.dtype))
 
-    def _packed_weight(self, rows: int) -> torch.Tensor:
+    def _packed_weight(self, pack) -> torch.Tensor:
+        """The weight as ``pack()`` gives it, packed again only when it changed."""
         # A change made through the parameter (a cast, load_state_dict, an in-place op) changes its storage or
         # version; one made to .data does not, and is not seen. Tensors made under inference_mode have no version.
         version = None if self.weight.is_inference() else self.weight._version
         key = (self.weight.data_ptr(), version, self.weight.dtype)
         if self._packed is None or self._packed[0] != key:
-            # Packed for the first call's row count; oneDNN's product takes any (the batch changes only its speed).
-            self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight, rows))
+            self._packed = (key, pack())
         return self._packed[1]
-
-    def forward(self, x):
-        if self._packs(x):
-            weight = self._packed_weight(x.numel() // x.shape[-1])
-            return torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, 'relu' if self.relu else 'none', [], '')
-        y = F.linear(x, self.weight, self.bias)
-        return y.relu_() if self.relu else y
 
     def __getstate__(self):
         return {**super().__getstate__(), '_packed': None}
 
+
+class DeployLinear(PackedWeightLayer):
+    """A linear layer over the last dimension in a deploy form (see
+    :class:`PackedWeightLayer`), optionally with the ReLU that follows it
+    fused in, and with a residual added by the product itself when given."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False):
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
+                           device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if bias is not None:
+                linear.bias.copy_(bias)
+        super().__init__(linear, relu)
+
+    def forward(self, x, residual: torch.Tensor | None = None):
+        """``x W^T + b`` (then ReLU if built with ``relu``), plus ``residual`` if given."""
+        if not self._packs(x):
+            y = self.act(self.layer(x))
+            return y if residual is None else y + residual
+        # Packed for the first call's row count; oneDNN's product takes any (the batch changes only its speed).
+        weight = self._packed_weight(lambda: torch.ops.mkldnn._reorder_linear_weight(
+            self.weight, x.numel() // x.shape[-1]))
+        if residual is not None and not self.relu:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, self.bias, 'add')
+        y = torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, 'relu' if self.relu else 'none', [], '')
+        return y if residual is None else y + residual
+
+
+class DeployConv2d(PackedWeightLayer):
+    """A folded convolution in a deploy form (see :class:`PackedWeightLayer`),
+    with the ReLU after it (``relu``) or the residual around it
+    (``residual``: ``x + conv(x)``, a depthwise conv's) fused in."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, residual: bool = False):
+        if relu and residual:
+            raise ValueError('DeployConv2d fuses a ReLU after the convolution or a residual around it, not both')
+        super().__init__(conv, relu)
+        self.residual = residual
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return type(module) is nn.Conv2d and module.padding_mode == 'zeros' and not isinstance(module.padding, str)
+
+    def forward(self, x):
+        if not self._packs(x):
+            y = self.act(self.layer(x))
+            return x + y if self.residual else y
+        conv = self.layer
+        args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        weight = self._packed_weight(lambda: torch.ops.mkldnn._reorder_convolution_weight(self.weight, *args))
+        if self.residual:
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, x, weight, self.bias, *args, 'add', None, None, [], None)
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args,
+                                                       'relu' if self.relu else 'none', [], '')
+
     def extra_repr(self) -> str:
-        return f'in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, relu={self.relu}'
+        return f'residual={self.residual}'
 
 
 class PointwiseLinear(DeployLinear):
@@ -118,17 +186,20 @@ class PointwiseLinear(DeployLinear):
         return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
                 and module.stride == (1, 1) and module.padding == (0, 0) and module.dilation == (1, 1))
 
-    def forward(self, x):
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    def forward(self, x, residual: torch.Tensor | None = None):
+        if residual is not None:
+            residual = residual.permute(0, 2, 3, 1)
+        return super().forward(x.permute(0, 2, 3, 1), residual).permute(0, 3, 1, 2)
 
 
 def replace_modules(model: nn.Module, matches, replacement) -> None:
-    """Replace every submodule for which ``matches`` holds (not looking
-    inside it) by ``replacement(submodule)``, in place."""
+    """Replace every submodule for which ``matches`` holds by
+    ``replacement(submodule)``, in place, looking neither inside a match nor
+    inside a :class:`PackedWeightLayer` (the plain layer it wraps is its own)."""
     for name, child in model.named_children():
         if matches(child):
             setattr(model, name, replacement(child))
-        else:
+        elif not isinstance(child, PackedWeightLayer):
             replace_modules(child, matches, replacement)
 
 

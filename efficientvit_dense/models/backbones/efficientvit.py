@@ -30,7 +30,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...errors import ConfigError, DataError
 from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
-from ..deploy import DeployLinear, PointwiseLinear, fuse_batchnorm, precision_dtype, replace_modules, run_in_precision
+from ..deploy import (
+    DeployConv2d,
+    DeployLinear,
+    PointwiseLinear,
+    fuse_batchnorm,
+    precision_dtype,
+    replace_modules,
+    run_in_precision,
+)
 from ..weights import adapt_state_dict, load_backbone_weights
 
 
@@ -81,6 +89,20 @@ class ConvFFN(nn.Module):
 
     def forward(self, x):
         return self.pw2(self.act(self.pw1(x)))
+
+
+class ResidualFFN(nn.Module):
+    """The deploy form of ``Residual(ConvFFN)`` whose 1x1 convolutions are
+    :class:`PointwiseLinear`: the ReLU in the first product, the residual
+    added by the second."""
+
+    def __init__(self, residual: Residual):
+        super().__init__()
+        self.pw1, self.pw2 = residual.m.pw1, residual.m.pw2
+        self.pw1.relu = True
+
+    def forward(self, x):
+        return self.pw2(self.pw1(x), residual=x)
 
 
 def relative_position_index(window_size: int) -> torch.Tensor:
@@ -476,15 +498,27 @@ class EfficientViT(BaseModule):
             fuse_batchnorm(self.eval())
             replace_modules(self, lambda m: isinstance(m, LocalWindowAttention), TokenWindowAttention)
             replace_modules(self, PointwiseLinear.applies_to, PointwiseLinear)
-            for module in list(self.modules()):  # a 1x1 conv's ReLU into its product
-                if isinstance(module, ConvFFN):
-                    module.pw1.relu, module.act = True, nn.Identity()
-                elif isinstance(module, PatchMerging):
-                    module.conv1.relu, module.act1 = True, nn.Identity()
+            self._fuse_into_kernels()
+            replace_modules(self, DeployConv2d.applies_to, DeployConv2d)
             for relu in [m for m in self.modules() if isinstance(m, nn.ReLU)]:
                 relu.inplace = True  # each follows a fresh layer output that nothing else reads
             self.deployed = True
         return run_in_precision(self, dtype)
+
+    def _fuse_into_kernels(self) -> None:
+        """Each ReLU after a product or convolution, and each residual add
+        around the FFNs and depthwise convolutions, into that layer's kernel
+        (the deploy form, after the Conv-BN folding)."""
+        patch_embed = self.patch_embed
+        for i in (1, 2, 3):
+            setattr(patch_embed, f'conv{i}', DeployConv2d(getattr(patch_embed, f'conv{i}'), relu=True))
+            setattr(patch_embed, f'relu{i}', nn.Identity())
+        for merge in [m for m in self.modules() if isinstance(m, PatchMerging)]:
+            merge.conv1.relu, merge.act1 = True, nn.Identity()
+            merge.conv2, merge.act2 = DeployConv2d(merge.conv2, relu=True), nn.Identity()
+        replace_modules(self, lambda m: isinstance(m, Residual) and isinstance(m.m, ConvFFN), ResidualFFN)
+        replace_modules(self, lambda m: isinstance(m, Residual) and type(m.m) is nn.Conv2d,
+                        lambda m: DeployConv2d(m.m, residual=True))
 
     def _freeze_stages(self):
         for module in [self.patch_embed, *self.stages][:self.frozen_stages + 1]:

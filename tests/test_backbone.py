@@ -8,7 +8,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from efficientvit_dense.analysis.reference import IMAGENET_224_WINDOWS, official_state_dict, randomize_
 from efficientvit_dense.errors import CheckpointError
 from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
-from efficientvit_dense.models.backbones.efficientvit import LocalWindowAttention, TokenWindowAttention
+from efficientvit_dense.models.backbones.efficientvit import LocalWindowAttention, Residual, TokenWindowAttention
 from efficientvit_dense.models.deploy import PackedWeightLayer, PointwiseLinear, fuse_batchnorm
 from efficientvit_dense.models.weights import (
     load_backbone_weights,
@@ -172,6 +172,11 @@ def test_deploy_mode_folds_every_batchnorm_and_keeps_outputs(arch, timm_model):
     assert not any(isinstance(m, LocalWindowAttention) for m in model.modules())  # attention on token matrices
     packed = {id(m.layer) for m in model.modules() if isinstance(m, PackedWeightLayer)}
     assert all(id(m) in packed for m in model.modules() if isinstance(m, torch.nn.Conv2d))  # on packed weights
+    # The ReLUs and residual adds in the layers before them, but for SE's ReLU (on a 1x1 map)
+    assert not any(isinstance(m, Residual) and not isinstance(m.m, TokenWindowAttention) for m in model.modules())
+    fused = {id(m.act) for m in model.modules() if isinstance(m, PackedWeightLayer)}
+    relus = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU) and id(m) not in fused]
+    assert relus and all(name.endswith('se.act') for name in relus)
     assert all(f.is_contiguous(memory_format=torch.channels_last) for f in folded)
     for a, b in zip(folded, expected):
         assert ((a - b).norm() / b.norm()).item() <= 1e-4

@@ -108,6 +108,7 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
     conv.weight.mul_(2)  # the same for the convolutions' packed weights
     assert max_difference(first, deployed(x), relative=True) > 1e-3
     conv.weight.div_(2)
+    assert max_difference(first, deployed(x), relative=True) < 1e-5
     deployed.switch_to_deploy('bfloat16')  # cast: packed again, for bfloat16
     assert 0 < max_difference(first, deployed(x), relative=True) < 0.03
     with torch.inference_mode():  # deployed there: weights without a version counter
@@ -130,6 +131,7 @@ def test_a_cpu_without_onednns_bfloat16_runs_the_bfloat16_deploy_form_all_the_sa
     try:
         x = _images(2, size=64)
         with torch.no_grad():
+            assert onednn_packs(torch.float32) and not onednn_packs(torch.bfloat16)
             reference = copy.deepcopy(backbone).switch_to_deploy()(x)  # float32 still packed
             out = copy.deepcopy(backbone).switch_to_deploy('bfloat16')(x)  # bfloat16 by the plain layers
         assert 0 < max_difference(reference, out, relative=True) < 0.03

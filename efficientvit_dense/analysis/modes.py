@@ -6,7 +6,8 @@ from __future__ import annotations
 MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none: eager
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions and attention as matrix products over '
-              'channels on channels_last maps (docs/design.md, "The deploy form")',
+              'channels on channels_last maps, on weights packed for oneDNN with the ReLUs fused in '
+              '(docs/design.md, "The deploy form")',
     'channels_last': 'NHWC memory format for weights and input',
     'compile': 'torch.compile (inductor, weights frozen into the graph: inference only)',
     'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '

@@ -3,10 +3,10 @@ it, and EfficientViT's pointwise convolutions run as matrix products on
 channels_last maps, its products and convolutions on weights packed for
 oneDNN in eager CPU inference (:class:`PackedWeightLayer`), in float32 or
 bfloat16. Outputs stay equal up to float rounding in eval mode (bfloat16:
-up to its 8-bit mantissa); a deployed model can no longer be trained. Used by the benchmark, the ONNX export, the
-evaluation in a precision and EfficientViT.switch_to_deploy(). int8 needs
-calibration data, so it lives with the tools that have it
-(:mod:`efficientvit_dense.analysis.quantize`).
+up to its 8-bit mantissa); a deployed model can no longer be trained. Used
+by the benchmark, the ONNX export, the evaluation in a precision and
+EfficientViT.switch_to_deploy(). int8 needs calibration data, so it lives
+with the tools that have it (:mod:`efficientvit_dense.analysis.quantize`).
 """
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ class PackedWeightLayer(nn.Module):
 
     In eager CPU inference (no gradients, float32 or bfloat16) it runs
     oneDNN's kernel on the layer's weight packed once into oneDNN's layout,
-    as ``torch.compile``'s freezing does, with the ReLU or the add in the
-    same kernel (the plain op reorders the weight at every call, and each
-    fused step saves a pass over the map). The packed weight is opaque (no
+    as ``torch.compile``'s freezing does, with the ReLU (and a product's
+    residual add) in the same kernel: the plain op reorders the weight at
+    every call, and each fused step saves a pass over the map. The packed weight is opaque (no
     storage), so it stays out of copies and pickles and is packed again when
     the weight changes. Elsewhere (gradients, GPUs, bfloat16 on a CPU without
     oneDNN's, tracing for ONNX export, torch.export or torch.compile) it
@@ -81,6 +81,8 @@ class PackedWeightLayer(nn.Module):
 
     @relu.setter
     def relu(self, value: bool) -> None:
+        if value and getattr(self, 'residual', False):
+            raise ValueError(f'{type(self).__name__} fuses a ReLU after its layer or a residual around it, not both')
         self.act = nn.ReLU(inplace=True) if value else nn.Identity()
 
     @property
@@ -113,7 +115,8 @@ class PackedWeightLayer(nn.Module):
 class DeployLinear(PackedWeightLayer):
     """A linear layer over the last dimension in a deploy form (see
     :class:`PackedWeightLayer`), optionally with the ReLU that follows it
-    fused in, and with a residual added by the product itself when given."""
+    fused in, and with a residual added by the product itself when given
+    (by a separate add after a fused ReLU)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False):
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
@@ -140,14 +143,14 @@ class DeployLinear(PackedWeightLayer):
 
 class DeployConv2d(PackedWeightLayer):
     """A folded convolution in a deploy form (see :class:`PackedWeightLayer`),
-    with the ReLU after it (``relu``) or the residual around it
-    (``residual``: ``x + conv(x)``, a depthwise conv's) fused in."""
+    with the ReLU after it (``relu``) fused in, or the residual around it
+    (``residual``: ``x + conv(x)``, a depthwise conv's) added in place to
+    its output. The weight is packed for any input size (packed for the
+    first call's, it was no faster)."""
 
     def __init__(self, conv: nn.Conv2d, relu: bool = False, residual: bool = False):
-        if relu and residual:
-            raise ValueError('DeployConv2d fuses a ReLU after the convolution or a residual around it, not both')
+        self.residual = residual  # before the relu setter, which checks it
         super().__init__(conv, relu)
-        self.residual = residual
 
     @staticmethod
     def applies_to(module: nn.Module) -> bool:
@@ -160,11 +163,10 @@ class DeployConv2d(PackedWeightLayer):
         conv = self.layer
         args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         weight = self._packed_weight(lambda: torch.ops.mkldnn._reorder_convolution_weight(self.weight, *args))
-        if self.residual:
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, x, weight, self.bias, *args, 'add', None, None, [], None)
-        return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args,
-                                                       'relu' if self.relu else 'none', [], '')
+        y = torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args,
+                                                    'relu' if self.relu else 'none', [], '')
+        # oneDNN fuses a sum only into dense convolutions (its binary op adds in place after a depthwise one).
+        return y.add_(x) if self.residual else y
 
     def extra_repr(self) -> str:
         return f'residual={self.residual}'

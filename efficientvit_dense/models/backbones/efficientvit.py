@@ -33,6 +33,7 @@ from ..arch import KEY_DIM, MIN_INPUT_SIZE, STEM_STRIDE, resolve_arch
 from ..deploy import (
     DeployConv2d,
     DeployLinear,
+    PackedWeightLayer,
     PointwiseLinear,
     fuse_batchnorm,
     precision_dtype,
@@ -98,7 +99,9 @@ class ResidualFFN(nn.Module):
 
     def __init__(self, residual: Residual):
         super().__init__()
+        # Eval only, as every deploy form: drop_path is the identity there.
         self.pw1, self.pw2 = residual.m.pw1, residual.m.pw2
+        assert isinstance(self.pw1, PackedWeightLayer), 'the 1x1 convolutions are PointwiseLinears first'
         self.pw1.relu = True
 
     def forward(self, x):
@@ -283,6 +286,12 @@ class PatchMerging(nn.Module):
     def forward(self, x):
         return self.conv3(self.se(self.act2(self.conv2(self.act1(self.conv1(x))))))
 
+    def fuse_relus(self) -> None:
+        """Deploy form: each ReLU into the layer before it (a PointwiseLinear, then a folded conv)."""
+        assert isinstance(self.conv1, PackedWeightLayer), 'the 1x1 convolution is a PointwiseLinear first'
+        self.conv1.relu, self.act1 = True, nn.Identity()
+        self.conv2, self.act2 = DeployConv2d(self.conv2, relu=True), nn.Identity()
+
 
 def _downsample(in_dim: int, out_dim: int) -> nn.Sequential:
     """Sandwich-style downsample: (DW + FFN), PatchMerging, (DW + FFN)."""
@@ -323,6 +332,12 @@ class PatchEmbed(nn.Sequential):
             self.add_module(f'conv{i + 1}', ConvBN(widths[i], widths[i + 1], 3, 2, 1))
             if i < 3:
                 self.add_module(f'relu{i + 1}', nn.ReLU())
+
+    def fuse_relus(self) -> None:
+        """Deploy form: each ReLU into the folded conv before it."""
+        for i in (1, 2, 3):
+            setattr(self, f'conv{i}', DeployConv2d(getattr(self, f'conv{i}'), relu=True))
+            setattr(self, f'relu{i}', nn.Identity())
 
 
 @MODELS.register_module()
@@ -488,8 +503,10 @@ class EfficientViT(BaseModule):
     def switch_to_deploy(self, precision: str = 'float32') -> 'EfficientViT':
         """The inference form, in place (docs/design.md, "The deploy form"):
         every Conv-BN folded, the attention on token matrices, pointwise
-        convolutions run as NHWC matrix products on channels_last maps (the
-        FFN's and PatchMerging's first with their ReLU fused in), in
+        convolutions run as NHWC matrix products on channels_last maps,
+        products and convolutions on weights packed for oneDNN with the
+        ReLUs after them fused in and the residuals added in their kernels
+        or in place (eager CPU inference), in
         ``precision`` ('float32' or 'bfloat16': weights and activations,
         float32 in and out). Outputs stay equal up to the precision's
         rounding; the model can no longer be trained."""
@@ -506,16 +523,13 @@ class EfficientViT(BaseModule):
         return run_in_precision(self, dtype)
 
     def _fuse_into_kernels(self) -> None:
-        """Each ReLU after a product or convolution, and each residual add
-        around the FFNs and depthwise convolutions, into that layer's kernel
-        (the deploy form, after the Conv-BN folding)."""
-        patch_embed = self.patch_embed
-        for i in (1, 2, 3):
-            setattr(patch_embed, f'conv{i}', DeployConv2d(getattr(patch_embed, f'conv{i}'), relu=True))
-            setattr(patch_embed, f'relu{i}', nn.Identity())
+        """The deploy form's ReLUs and residual adds into the layers before
+        them (after the 1x1 convolutions became PointwiseLinears): the
+        stem's and PatchMerging's ReLUs, the FFNs' (with their residuals),
+        the depthwise convs' residuals. SE's ReLU, on a 1x1 map, stays."""
+        self.patch_embed.fuse_relus()
         for merge in [m for m in self.modules() if isinstance(m, PatchMerging)]:
-            merge.conv1.relu, merge.act1 = True, nn.Identity()
-            merge.conv2, merge.act2 = DeployConv2d(merge.conv2, relu=True), nn.Identity()
+            merge.fuse_relus()
         replace_modules(self, lambda m: isinstance(m, Residual) and isinstance(m.m, ConvFFN), ResidualFFN)
         replace_modules(self, lambda m: isinstance(m, Residual) and type(m.m) is nn.Conv2d,
                         lambda m: DeployConv2d(m.m, residual=True))

@@ -2,13 +2,13 @@
 Runtime (QDQ: int8 weights per output channel, uint8 activations, the
 convolutions and matrix products quantised; calibrated on example inputs).
 
-Why ONNX Runtime and not PyTorch 2's export quantisation (torchao's
-X86InductorQuantizer, which annotates this network since PatchMerging has
-two ReLU modules): measured, its best was the bfloat16 deploy form's speed
-plus 6%, with a torch.compile per input shape, and ONNX Runtime's int8 has
-by far the lowest latency; ONNX Runtime quantises the graph as it is, runs
-on any x86 CPU, and the quantised file is what deploys. See docs/design.md
-("Low precision") for the speeds measured and what stays in float32.
+ONNX Runtime was chosen before PyTorch 2's export quantisation (torchao's
+X86InductorQuantizer) could quantise this network's products; now that it
+can, PT2E gives more images/s on the one CPU measured so far (an AVX-512
+EPYC) and ONNX Runtime's int8 the lower batch-1 latency. ONNX Runtime
+quantises the graph as it is, runs on any x86 CPU, and the quantised file
+is what deploys. See docs/design.md ("Low precision") for the speeds
+measured, what moving to PT2E takes, and what stays in float32.
 
 Each part that :func:`..models.deploy.low_precision_parts` names (backbone,
 neck, dense heads) is exported on its own at the input shape calibration

@@ -1,5 +1,5 @@
-"""The low-precision deploy forms (bfloat16 cast, int8 quantised by ONNX
-Runtime) against float32, the refusals, and the note on CPUs that only
+"""The low-precision deploy forms (bfloat16 cast; int8 by PyTorch 2 export
+quantisation, run compiled, and by ONNX Runtime) against float32, the refusals, and the note on CPUs that only
 emulate a precision. No test asserts a speed."""
 import copy
 import io
@@ -14,6 +14,7 @@ from mmengine.registry import MODELS, DefaultScope
 from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
 
 from efficientvit_dense.analysis import benchmark as benchmark_module
+from efficientvit_dense.analysis import quantize
 from efficientvit_dense.analysis.benchmark import check_modes, precision_notes
 from efficientvit_dense.analysis.export import max_difference
 from efficientvit_dense.analysis.quantize import quantize_int8
@@ -59,14 +60,22 @@ def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
 
 
 @torch.no_grad()
-def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone):
+def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, monkeypatch):
     calibration = [_images(2, seed=s) for s in range(4)]
     x = _images(3, seed=9)
     reference = copy.deepcopy(backbone).switch_to_deploy()(x)
+    converted, compile_int8 = [], quantize.compile_int8
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or compile_int8(graph))
     quantised = quantize_int8(copy.deepcopy(backbone), calibration)
-    out = quantised(x)
+    out = quantised(x)  # compiled here, into oneDNN's int8 kernels
     assert [o.shape for o in out] == [r.shape for r in reference]
-    assert 0 < max_difference(reference, out, relative=True) < 0.05  # measured: 0.014
+    assert 0 < max_difference(reference, out, relative=True) < 0.05  # measured: 0.013
+    # The kernels compute what PT2E's converted graph (quantise, dequantise, float32 op) says: measured 1e-7
+    (graph,) = converted
+    assert max_difference(graph(x), out, relative=True) < 1e-4
+    # A batch of one: export and compile would have fixed the batch size had calibration had such batches
+    alone = quantised(x[1:2])
+    assert max_difference([r[1:2] for r in reference], alone, relative=True) < 0.05
     with pytest.raises(DataError, match=r"built for inputs of shape \[\(3, 224, 224\)\].*one input size"):
         quantised(_images(1, size=192))
     with pytest.raises(DataError, match='calibration images reach EfficientViT in 2 sizes'):
@@ -79,7 +88,7 @@ def test_the_deploy_form_exports_in_the_partitions_pt2e_quantisers_annotate(back
     # made each node of the exported graph (nn.Linear, nn.Conv2d, nn.ReLU), skips a product made anywhere else, and
     # stops on a group with two outputs or one whose output is not the product (a ReLU module called twice did that).
     deployed = copy.deepcopy(backbone).switch_to_deploy()
-    graph = torch.export.export(deployed, (_images(1, size=64),)).module().graph
+    graph = torch.export.export(deployed, (_images(1, size=64),), strict=True).module().graph  # as quantize.py does
     partitions = get_source_partitions(graph, [nn.ReLU, nn.Conv2d, nn.Linear])
     assert set(partitions) == {nn.ReLU, nn.Conv2d, nn.Linear}
     assert all(len(p.output_nodes) == 1 for group in partitions.values() for p in group)
@@ -144,6 +153,11 @@ def test_precisions_that_cannot_be_had_are_refused(backbone):
         copy.deepcopy(backbone).switch_to_deploy('int8')
     with pytest.raises(UnsupportedError, match='use --modes deploy int8'):
         check_modes(['int8'], 'cpu')
+    with pytest.raises(UnsupportedError, match='onnxruntime combines with deploy and int8 only'):
+        check_modes(['deploy', 'onnxruntime', 'int8', 'compile'], 'cpu')
+    # PT2E's int8 runs compiled, and the records say so; ONNX Runtime's does not
+    assert check_modes(['int8', 'deploy'], 'cpu') == ['deploy', 'compile', 'int8']
+    assert check_modes(['int8', 'deploy', 'onnxruntime'], 'cpu') == ['deploy', 'int8', 'onnxruntime']
     with pytest.raises(UnsupportedError, match='one precision'):
         check_modes(['deploy', 'bf16', 'int8'], 'cpu')
     assert check_modes(['bf16', 'deploy'], 'cpu') == ['deploy', 'bf16']

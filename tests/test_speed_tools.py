@@ -10,6 +10,7 @@ import pytest
 import torch
 from helpers import REPO
 
+from efficientvit_dense.analysis import quantize
 from efficientvit_dense.analysis.benchmark import benchmark, check_modes, stage_windows
 from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import TensorOutputs, export_onnx, max_difference_to_pytorch
@@ -33,8 +34,9 @@ def _sane(record, what):
 
 @pytest.mark.parametrize('spec, modes, what', [
     ('m0', [], 'backbone forward'), ('m0', ['deploy', 'channels_last'], 'backbone forward'),
-    ('m0', ['deploy', 'onnxruntime'], 'backbone forward'), ('timm:efficientvit_m0', [], 'forward_features'),
-    ('torchvision:mobilenet_v3_large', ['deploy'], 'features')])
+    ('m0', ['deploy', 'onnxruntime'], 'backbone forward'),
+    ('m0', ['deploy', 'int8', 'onnxruntime'], 'backbone forward'),
+    ('timm:efficientvit_m0', [], 'forward_features'), ('torchvision:mobilenet_v3_large', ['deploy'], 'features')])
 def test_a_backbone_benchmark_gives_a_sane_record(spec, modes, what, tmp_path):
     record = benchmark(spec, modes=modes, work_dir=str(tmp_path), **TINY)
     _sane(record, what)
@@ -50,10 +52,22 @@ def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
     _sane(record, 'predict path: preprocessing, normalisation and padding, forward, post-processing')
 
 
+def test_int8_is_timed_on_the_quantised_parts_compiled_and_the_record_says_so(tmp_path, monkeypatch):
+    # The compiled int8 graph is checked against float32 in test_precision.py; compiling it again here (a minute
+    # on 2 cores, for the batch and for batch-1 latency) would check nothing more.
+    compiled = []
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: compiled.append(graph) or graph)
+    record = benchmark('m0', modes=['deploy', 'int8'], work_dir=str(tmp_path), **TINY)
+    _sane(record, 'backbone forward')
+    assert record['modes'] == ['deploy', 'compile', 'int8'] and record['precision'] == 'int8'
+    (graph,) = compiled  # the backbone's converted graph: quantised convolutions and products
+    assert any('quantize_per_tensor' in str(node.target) for node in graph.graph.nodes)
+
+
 def test_modes_that_cannot_be_combined_are_refused():
     with pytest.raises(UnsupportedError, match='for GPUs'):
         check_modes(['fp16'], 'cpu')
-    with pytest.raises(UnsupportedError, match='combines with deploy only'):
+    with pytest.raises(UnsupportedError, match='combines with deploy and int8 only'):
         check_modes(['onnxruntime', 'compile'], 'cpu')
     with pytest.raises(UnsupportedError, match='export a detector with tools/export_onnx.py'):
         check_modes(['onnxruntime'], 'cpu', predict_path=True)

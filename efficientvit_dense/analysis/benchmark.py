@@ -19,7 +19,7 @@ from ..models import ARCH_SETTINGS, EfficientViT, deploy
 from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
 from .modes import MODES, PRECISION_MODES, precision_of
-from .quantize import quantize_int8
+from .quantize import export_onnx_int8, quantize_int8
 from .records import NATIVE_FLAGS, cpu_flags, environment
 from .timing import throughput_and_latency
 
@@ -39,14 +39,17 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
     if 'int8' in modes:
         if not on_cpu:
             raise UnsupportedError('int8 runs on the CPU (oneDNN / ONNX Runtime); on a GPU, time fp16 or bf16.')
-        if set(modes) != {'int8', 'deploy'}:
-            raise UnsupportedError('int8 quantises the deploy form: use --modes deploy int8.')
+        if 'deploy' not in modes or set(modes) - {'int8', 'deploy', 'compile', 'onnxruntime'}:
+            raise UnsupportedError("int8 quantises the deploy form: use --modes deploy int8 (PyTorch 2 export "
+                                   "quantisation, compiled), or deploy onnxruntime int8 (ONNX Runtime's).")
+        if 'onnxruntime' not in modes:  # PT2E's int8 runs compiled: say so in the records
+            modes = sorted({*modes, 'compile'}, key=MODES.index)
     if 'onnxruntime' in modes:
         if predict_path:
             raise UnsupportedError('onnxruntime times backbones and classifiers; export a detector with '
                                    'tools/export_onnx.py instead.')
-        if set(modes) - {'onnxruntime', 'deploy'}:
-            raise UnsupportedError('onnxruntime combines with deploy only.')
+        if set(modes) - {'onnxruntime', 'deploy', 'int8'}:
+            raise UnsupportedError('onnxruntime combines with deploy and int8 only.')
     return modes
 
 
@@ -63,7 +66,7 @@ def precision_notes(modes, device: torch.device | str) -> list[str]:
         return [f'note: this CPU has none of {", ".join(wanted)} (lscpu), so bfloat16 is emulated here and slower '
                 'than float32; its speed on a CPU that has them is not what this run shows.']
     return [f'note: this CPU has none of {", ".join(wanted)} (lscpu): its int8 products run without VNNI, with '
-            '7-bit weights against saturation, slower than on a CPU that has them.']
+            'a 7-bit range against saturation, slower than on a CPU that has them.']
 
 
 def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
@@ -100,14 +103,18 @@ def prepare(model: nn.Module, modes, device: torch.device | str, example: torch.
             work_dir: str = '.') -> Callable[[torch.Tensor], object]:
     """``model`` on ``device`` in ``modes``, as a function of an input batch."""
     model = model.to(device)
+    # int8: any values calibrate well enough for timing
+    calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)] if 'int8' in modes else []
     if 'onnxruntime' in modes:
         model = apply_modes(model, [m for m in modes if m == 'deploy'])
-        path = export_onnx(model, example, os.path.join(work_dir, 'benchmark.onnx'), overwrite=True)
+        path = os.path.join(work_dir, 'benchmark.onnx')
+        if 'int8' in modes:
+            export_onnx_int8(model, example, path, calibration, overwrite=True)
+        else:
+            export_onnx(model, example, path, overwrite=True)
         session = onnx_runtime_session(path, device, torch.get_num_threads())
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.cpu().numpy()})
-    # int8: any values calibrate well enough for timing
-    calibration = [torch.randn_like(example).repeat(2, 1, 1, 1) for _ in range(2)] if 'int8' in modes else []
     model = apply_modes(model, modes, calibration)
     memory_format = torch.channels_last if 'channels_last' in modes else torch.contiguous_format
 

@@ -14,8 +14,9 @@ MODE_HELP = {
                   'batches, which are launch-bound on GPUs',
     'fp16': 'weights and activations in float16 (GPU)',
     'bf16': 'weights and activations in bfloat16 (backbone, neck and heads; float32 in and out)',
-    'int8': 'static int8 quantisation by ONNX Runtime, calibrated on the timed inputs (timing only; '
-            'tools/precision_cost.py calibrates on training images)',
+    'int8': 'static int8 quantisation of the deploy form, calibrated on the timed inputs (timing only; '
+            'tools/precision_cost.py calibrates on training images): PyTorch 2 export quantisation, run compiled '
+            '(compile is implied); with onnxruntime, ONNX Runtime\'s',
     'onnxruntime': 'exported to ONNX and run by ONNX Runtime (backbones and classifiers)',
 }
 PRECISION_MODES = {'fp16': 'float16', 'bf16': 'bfloat16', 'int8': 'int8'}

@@ -71,7 +71,7 @@ def to_precision(model, precision: str, cfg: Config | None = None,
     if precision in CAST_PRECISIONS:
         return deploy(model, precision)
     if next(model.parameters()).device.type != 'cpu':
-        raise UnsupportedError('int8 runs on the CPU (ONNX Runtime); evaluate it with CUDA_VISIBLE_DEVICES= '
+        raise UnsupportedError('int8 runs on the CPU (oneDNN\'s int8 kernels); evaluate it with CUDA_VISIBLE_DEVICES= '
                                '(empty) so that the model stays there.')
     return quantize_int8(model, calibration_loader(cfg, calibration_images), run=model.test_step)
 

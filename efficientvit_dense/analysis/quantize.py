@@ -1,31 +1,33 @@
-"""The int8 deploy form: post-training static quantisation with ONNX
-Runtime (QDQ: int8 weights per output channel, uint8 activations, the
-convolutions and matrix products quantised; calibrated on example inputs).
+"""The int8 deploy form: post-training static quantisation, calibrated on
+example inputs.
 
-ONNX Runtime was chosen before PyTorch 2's export quantisation (torchao's
-X86InductorQuantizer) could quantise this network's products; now that it
-can, PT2E gives more images/s on the one CPU measured so far (an AVX-512
-EPYC) and ONNX Runtime's int8 the lower batch-1 latency. ONNX Runtime
-quantises the graph as it is, runs on any x86 CPU, and the quantised file
-is what deploys. See docs/design.md ("Low precision") for the speeds
-measured, what moving to PT2E takes, and what stays in float32.
+In PyTorch (tools/test.py and tools/precision_cost.py ``--precision int8``,
+the benchmark's ``--modes deploy int8``): PyTorch 2 export quantisation
+with torchao's X86InductorQuantizer (int8 weights per output channel, uint8
+activations; the convolutions and matrix products quantised, with their
+ReLU or add where oneDNN fuses one), run by ``torch.compile`` with freezing,
+which turns it into oneDNN's int8 kernels. Each part that
+:func:`..models.deploy.low_precision_parts` names (backbone, neck, dense
+heads) is exported on its own, at the input shape calibration gave it
+(batch free), and quantised on the inputs it received while the float32
+model ran its whole predict path; mmdet's and mmseg's code around the parts
+(anchors, NMS, resizing) runs unchanged, in float32.
 
-Each part that :func:`..models.deploy.low_precision_parts` names (backbone,
-neck, dense heads) is exported on its own at the input shape calibration
-gave it, quantised, and run by an ONNX Runtime session from the part's own
-``forward``: mmdet's and mmseg's code around the parts (anchors, NMS,
-resizing) runs unchanged, in float32. The batch size is free; the image
-size is the calibration's.
+For an ONNX file (tools/export_onnx.py ``--precision int8``, the
+benchmark's ``--modes deploy onnxruntime int8``): ONNX Runtime's static QDQ
+quantisation of the exported graph, with the same choices. docs/design.md
+("Low precision") has why PT2E is the tools' int8 and the speeds measured.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import os.path as osp
 import shutil
 import tempfile
 import warnings
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -33,10 +35,11 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..errors import DataError, OutputExistsError, UnsupportedError
 from ..models.deploy import deploy, low_precision_parts
-from .export import OPSET, export_onnx, onnx_runtime_session
+from .export import export_onnx
 from .records import NATIVE_FLAGS, cpu_flags
 
-QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')  # the rest (softmax, adds, resizes) runs in float32 between them
+# ONNX Runtime's int8 ops; the rest (softmax, adds, resizes) runs in float32 between them.
+QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')
 
 
 class FlatPart(nn.Module):
@@ -46,9 +49,13 @@ class FlatPart(nn.Module):
         super().__init__()
         self.part, self.in_spec = part, in_spec
 
-    def forward(self, *flat):
+    def structured(self, *flat):
+        """The part's own outputs (its class's forward, not one set on the instance)."""
         args, kwargs = tree_unflatten(list(flat), self.in_spec)
-        return tuple(tree_flatten(type(self.part).forward(self.part, *args, **kwargs))[0])
+        return type(self.part).forward(self.part, *args, **kwargs)
+
+    def forward(self, *flat):
+        return tuple(tree_flatten(self.structured(*flat))[0])
 
 
 def _record_inputs(part: nn.Module, store: list) -> None:
@@ -58,19 +65,113 @@ def _record_inputs(part: nn.Module, store: list) -> None:
     part.forward = recording
 
 
-def _run_session(self, *args, **kwargs):
-    """A quantised part's forward: its ONNX Runtime session on the flat
-    inputs, the outputs rebuilt in the structure the float32 part gave."""
-    flat, _ = tree_flatten((args, kwargs))
-    tensors = [x for x in flat if isinstance(x, torch.Tensor)]
+def compile_int8(graph: nn.Module) -> Callable:
+    """``graph`` (PT2E's converted form) compiled by inductor, whose
+    freezing turns the quantise/dequantise pairs around each product into
+    oneDNN's int8 kernels on prepacked weights. Freezing is set in the
+    config around each call (compiling happens at the first call, and again
+    for a new batch size): given as ``torch.compile``'s ``options`` instead,
+    compiling stopped on oneDNN's prepacking op meeting fake tensors (torch
+    2.14, torchao 0.18)."""
+    compiled = torch.compile(graph)
+
+    def run(*tensors):
+        with torch._inductor.config.patch(freezing=True), torch.no_grad(), warnings.catch_warnings():
+            # inductor's int8 lowering builds its zero points with torch.tensor(tensor), and says so each time
+            warnings.filterwarnings('ignore', 'To copy construct from a tensor', UserWarning)
+            return compiled(*tensors)
+    return run
+
+
+def _run_int8(part: nn.Module, graph: Callable, input_shapes: list, out_spec, *args, **kwargs):
+    """A quantised part's forward: its int8 graph on the flat inputs, the
+    outputs rebuilt in the structure the float32 part gave."""
+    tensors = tree_flatten((args, kwargs))[0]
     shapes = [tuple(x.shape[1:]) for x in tensors]
-    if shapes != self.int8_input_shapes:
-        raise DataError(f'This int8 model was calibrated and built for inputs of shape {self.int8_input_shapes} '
-                        f'(batch aside), and got {shapes}: evaluate it at one input size (a fixed Resize, or pad '
-                        'every image to one size), the size it was calibrated at.')
-    feeds = {name: x.detach().float().contiguous().numpy() for name, x in zip(self.int8_input_names, tensors)}
-    outputs = [torch.from_numpy(o) for o in self.int8_session.run(None, feeds)]
-    return tree_unflatten(outputs, self.int8_out_spec)
+    if shapes != input_shapes:
+        raise DataError(f'This int8 {type(part).__name__} was calibrated and built for inputs of shape '
+                        f'{input_shapes} (batch aside), and got {shapes}: evaluate it at one input size (a fixed '
+                        'Resize, or pad every image to one size), the size it was calibrated at.')
+    return tree_unflatten(list(graph(*tensors)), out_spec)
+
+
+def quantize_part(part: nn.Module, samples: list) -> None:
+    """Replace ``part``'s forward, in place, by its int8 form calibrated on
+    ``samples`` (flattened inputs recorded from the float32 part):
+    exported with a free batch size, annotated by the x86 inductor
+    quantiser, calibrated, converted and compiled."""
+    pytree_log = logging.getLogger('torch.utils._pytree')
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)  # torchao 0.18 registers an Enum as torch 2.14 deprecates, and is told so
+    try:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+    finally:
+        pytree_log.setLevel(level)
+
+    if not all(isinstance(x, torch.Tensor) for sample, _ in samples for x in sample):
+        raise UnsupportedError(f'{type(part).__name__} takes inputs other than tensors; int8 quantises parts '
+                               'whose inputs are tensors.')
+    shapes = {tuple(tuple(x.shape[1:]) for x in sample) for sample, _ in samples}
+    if len(shapes) > 1:
+        raise DataError(f'The int8 calibration images reach {type(part).__name__} in {len(shapes)} sizes; int8 '
+                        'parts are built for one input size: calibrate and evaluate at one size (a Resize to a '
+                        'fixed scale without keep_ratio, or padding every image to one size).')
+    flat, in_spec = samples[0]
+    # Traced on a batch of two: export would fix a batch of one as the only size.
+    example = tuple(x[:1].expand(2, *x.shape[1:]).contiguous() for x in flat)
+    wrapped = FlatPart(part, in_spec).eval()
+    with torch.no_grad():
+        out_spec = tree_flatten(wrapped.structured(*example))[1]
+        batch = (tuple({0: torch.export.Dim.AUTO} for _ in flat),)  # forward(*flat): one entry, a tuple
+        # Strict export (dynamo) names each call of a module apart; non-strict export groups a dense head's
+        # convolutions, called once per pyramid level, into one partition with several outputs, which the
+        # quantiser refuses ("Input partition has more than one output node").
+        graph = torch.export.export(wrapped, example, dynamic_shapes=batch, strict=True).module()
+        quantizer = x86.X86InductorQuantizer()
+        # Without VNNI, x86's uint8 x int8 products can saturate: 7-bit activations avoid it (the quantiser's advice).
+        reduce_range = not cpu_flags() & set(NATIVE_FLAGS['int8'])
+        quantizer.set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
+        graph = prepare_pt2e(graph, quantizer)
+        for sample, _ in samples:
+            graph(*sample)
+        graph = convert_pt2e(graph)
+    part.forward = functools.partial(_run_int8, part, compile_int8(graph), [tuple(x.shape[1:]) for x in flat],
+                                     out_spec)
+
+
+@torch.no_grad()
+def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Module:
+    """``model`` in its int8 deploy form, in place, on the CPU: the float32
+    deploy form first, then each part of :func:`low_precision_parts`
+    quantised on the inputs it received while ``run(batch)`` ran over
+    ``calibration`` (default ``run``: the model itself on a tensor batch;
+    give an mmengine model's ``test_step``, which a two-stage detector
+    needs). Each part compiles on its first call and again for a new
+    batch size. The model holds compiled graphs: it cannot be pickled
+    (quantise again from the float32 checkpoint)."""
+    model = deploy(model, 'float32')
+    # A parameterless neck (pooling) stays as it is.
+    parts = {name: part for name, part in low_precision_parts(model).items()
+             if next(part.parameters(), None) is not None}
+    store = {name: [] for name in parts}
+    for name, part in parts.items():
+        _record_inputs(part, store[name])
+    run = run or model
+    batches = 0
+    try:
+        for batch in calibration:
+            run(batch)
+            batches += 1
+    finally:
+        for part in parts.values():
+            del part.forward
+    if not batches:
+        raise DataError('int8 calibration got no images.')
+    for name, part in parts.items():
+        if store[name]:  # an empty store: not run at inference (mmseg's auxiliary head)
+            quantize_part(part, store[name])
+    return model
 
 
 def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
@@ -98,79 +199,13 @@ def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
     return path
 
 
-def quantize_part(part: nn.Module, samples: list, path: str) -> None:
-    """Replace ``part``'s forward, in place, by its int8 form calibrated on
-    ``samples`` (flattened inputs recorded from the float32 part), written
-    to ``path``. ONNX Runtime gets as many threads as PyTorch has."""
-    flat, in_spec = samples[0]
-    if not all(isinstance(x, torch.Tensor) for x in flat):
-        raise UnsupportedError(f'{type(part).__name__} takes inputs other than tensors; int8 quantises parts '
-                               'whose inputs are tensors.')
-    shapes = {tuple(tuple(x.shape[1:]) for x in sample) for sample, _ in samples}
-    if len(shapes) > 1:
-        raise DataError(f'The int8 calibration images reach {type(part).__name__} in {len(shapes)} sizes; int8 '
-                        'parts are built for one input size: calibrate and evaluate at one size (a Resize to a '
-                        'fixed scale without keep_ratio, or padding every image to one size).')
-    names = [f'input{i}' for i in range(len(flat))]
-    wrapped = FlatPart(part, in_spec).eval()
-    args, kwargs = tree_unflatten(list(flat), in_spec)
-    with torch.no_grad():
-        out_flat, out_spec = tree_flatten(type(part).forward(part, *args, **kwargs))
-    outputs = [f'output{i}' for i in range(len(out_flat))]
-    float_path = path[:-len('.onnx')] + '_float32.onnx'
-    with warnings.catch_warnings():  # the tracer's notes on shape-dependent Python: the shape is fixed here
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(wrapped, tuple(flat), float_path, dynamo=False, opset_version=OPSET, input_names=names,
-                          output_names=outputs, dynamic_axes={n: {0: 'batch'} for n in [*names, *outputs]})
-    quantize_onnx(float_path, path, [dict(zip(names, sample)) for sample, _ in samples])
-    part.int8_session = onnx_runtime_session(path, 'cpu', torch.get_num_threads())
-    part.int8_input_names = names
-    part.int8_input_shapes = [tuple(x.shape[1:]) for x in flat]
-    part.int8_out_spec = out_spec
-    part.forward = functools.partial(_run_session, part)
-
-
-@torch.no_grad()
-def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Module:
-    """``model`` in its int8 deploy form, in place, on the CPU: the float32
-    deploy form first, then each part of :func:`low_precision_parts`
-    quantised on the inputs it received while ``run(batch)`` ran over
-    ``calibration`` (default ``run``: the model itself on a tensor batch;
-    give an mmengine model's ``test_step``, which a two-stage detector
-    needs). The model holds ONNX Runtime sessions: it can no longer be
-    copied or saved whole."""
-    model = deploy(model, 'float32')
-    # A parameterless neck (pooling) stays as it is.
-    parts = {name: part for name, part in low_precision_parts(model).items()
-             if next(part.parameters(), None) is not None}
-    store = {name: [] for name in parts}
-    for name, part in parts.items():
-        _record_inputs(part, store[name])
-    run = run or model
-    batches = 0
-    try:
-        for batch in calibration:
-            run(batch)
-            batches += 1
-    finally:
-        for part in parts.values():
-            del part.forward
-    if not batches:
-        raise DataError('int8 calibration got no images.')
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, part in parts.items():
-            if not store[name]:  # not run at inference (mmseg's auxiliary head)
-                continue
-            quantize_part(part, store[name], osp.join(tmp, f'{name or "model"}_int8.onnx'))
-    return model
-
-
-def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: str, calibration: list[torch.Tensor]) -> str:
-    """Write the int8 form of ``model`` (deploy form already applied)
-    traced on ``example`` to ``path``, calibrated on the image batches
-    ``calibration`` (normalised, the size of ``example``). Refuses to
-    overwrite."""
-    if osp.exists(path):
+def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: str, calibration: list[torch.Tensor],
+                     overwrite: bool = False) -> str:
+    """Write ONNX Runtime's int8 form of ``model`` (deploy form already
+    applied) traced on ``example`` to ``path``, calibrated on the image
+    batches ``calibration`` (normalised, the size of ``example``). Refuses
+    to overwrite unless asked."""
+    if osp.exists(path) and not overwrite:
         raise OutputExistsError(f'{path} already exists; choose another output path.')
     with tempfile.TemporaryDirectory() as tmp:
         float_path = export_onnx(model, example, osp.join(tmp, 'float32.onnx'))

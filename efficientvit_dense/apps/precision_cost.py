@@ -23,6 +23,9 @@ from ..engine.runner import test
 from ..errors import ConfigError, OutputExistsError, UnsupportedError
 from . import REPO_ROOT
 
+# How each precision's predict path runs (int8's parts compiled: analysis/quantize.py), as the records say.
+RUN_AS = {'float32': ['deploy'], 'bfloat16': ['deploy', 'bfloat16'], 'int8': ['deploy', 'int8', 'compile']}
+
 
 class _KeepRunner(DeployHook):
     """The deploy hook, keeping its runner for the timing that follows."""
@@ -51,8 +54,8 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
     if len(set(precisions)) != len(precisions):
         raise ConfigError(f'Precisions {precisions} name one twice.')
     if 'int8' in precisions and torch.cuda.is_available():
-        raise UnsupportedError('int8 runs on the CPU (ONNX Runtime), and mmengine puts the model on the GPU: run '
-                               'with CUDA_VISIBLE_DEVICES= (empty), or leave int8 out of --precisions.')
+        raise UnsupportedError("int8 runs on the CPU (oneDNN's int8 kernels), and mmengine puts the model on the "
+                               'GPU: run with CUDA_VISIBLE_DEVICES= (empty), or leave int8 out of --precisions.')
     evaluated = {}
     # int8 first: it is the one that can refuse the data (its parts are built for one input size).
     for precision in sorted(precisions, key=lambda p: p != 'int8'):
@@ -76,7 +79,7 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
             checkpoint=checkpoint, precision=precision, metric=label, value=float(value),
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating))},
             what='predict path (normalisation, forward, post-processing), one test batch, models timed in turns',
-            modes=['deploy'] + ([] if precision == 'float32' else [precision]),
+            modes=RUN_AS[precision],
             input_size=list(batch['inputs'][0].shape[-2:]),
             batch_size=images, images_per_s=images / statistics.median(seconds), warmup=warmup, repeats=repeats,
             float32_parts=float32_parts_note(runner.model, precision), **env))
@@ -98,9 +101,11 @@ def format_cost(records: list[dict]) -> str:
     lines = [f'{first["model"]} ({first["checkpoint"]}), test split; {first["device"]} ({isa}), '
              f'{first["threads"]} threads; speed: batch {first["batch_size"]} at '
              f'{first["input_size"][0]}x{first["input_size"][1]}, median of {first["repeats"]}, timed in turns',
-             f'{"precision":<10} {first["metric"]:>8} {"vs " + base["precision"]:>11} {"images/s":>9} {"speed":>7}']
+             f'{"precision":<10} {first["metric"]:>8} {"vs " + base["precision"]:>11} {"images/s":>9} {"speed":>7}  '
+             'run as']
     for r in records:
         lines.append(f'{r["precision"]:<10} {r["value"]:>8.2f} {r["value"] - base["value"]:>+11.2f} '
-                     f'{r["images_per_s"]:>9.1f} {r["images_per_s"] / base["images_per_s"]:>6.2f}x')
+                     f'{r["images_per_s"]:>9.1f} {r["images_per_s"] / base["images_per_s"]:>6.2f}x  '
+                     + '+'.join(r['modes']))
     notes = sorted({r['float32_parts'] for r in records if r['float32_parts']})
     return '\n'.join(lines + notes + [f'saved {first.get("saved", "")}'])

@@ -61,7 +61,7 @@ def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
 
 @torch.no_grad()
 def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, monkeypatch):
-    calibration = [_images(2, seed=s) for s in range(4)]
+    calibration = [_images(1, seed=s) for s in range(6)]  # batches of one, as a --batch-size 1 benchmark's
     x = _images(3, seed=9)
     reference = copy.deepcopy(backbone).switch_to_deploy()(x)
     converted, compile_int8 = [], quantize.compile_int8
@@ -73,9 +73,6 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, m
     # The kernels compute what PT2E's converted graph (quantise, dequantise, float32 op) says: measured 1e-7
     (graph,) = converted
     assert max_difference(graph(x), out, relative=True) < 1e-4
-    # A batch of one: export and compile would have fixed the batch size had calibration had such batches
-    alone = quantised(x[1:2])
-    assert max_difference([r[1:2] for r in reference], alone, relative=True) < 0.05
     with pytest.raises(DataError, match=r"built for inputs of shape \[\(3, 224, 224\)\].*one input size"):
         quantised(_images(1, size=192))
     with pytest.raises(DataError, match='calibration images reach EfficientViT in 2 sizes'):

@@ -79,6 +79,34 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, m
         quantize_int8(copy.deepcopy(backbone), [_images(2), _images(2, size=192)])
 
 
+class SharedConvHead(nn.Module):
+    """A dense head's shape: one convolution run on each pyramid level."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, levels):
+        return [torch.relu(self.conv(level)) for level in levels]
+
+
+@torch.no_grad()
+def test_a_convolution_shared_across_levels_gets_int8_weights_per_call(monkeypatch):
+    # inductor runs a convolution as oneDNN's int8 kernel only when its quantised weight has one user; a RetinaNet
+    # head's shared convolutions ran in float32 before each call got its own copy
+    converted = []
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or graph)
+    head = SharedConvHead().eval()
+    levels = [torch.randn(2, 8, side, side, generator=torch.Generator().manual_seed(side)) for side in (16, 8)]
+    reference = head(levels)
+    quantize_int8(head, [levels])
+    assert 0 < max_difference(reference, head(levels), relative=True) < 0.05
+    (graph,) = converted
+    weights = [node.args[0] for node in graph.graph.nodes
+               if node.target == torch.ops.quantized_decomposed.dequantize_per_channel.default]
+    assert len(set(weights)) == 2 and all(len(weight.users) == 1 for weight in weights)
+
+
 @torch.no_grad()
 def test_the_deploy_form_exports_in_the_partitions_pt2e_quantisers_annotate(backbone):
     # PyTorch 2 export quantisation (torchao's X86InductorQuantizer) finds what to quantise by the module class that

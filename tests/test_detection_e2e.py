@@ -101,15 +101,6 @@ def test_an_existing_predictions_file_is_never_overwritten(trained):
     assert (tmp / 'mine.pkl').read_bytes() == b'a user file'
 
 
-@pytest.fixture
-def uncompiled_int8(monkeypatch):
-    """int8's parts run as PT2E's converted graphs, uncompiled: compiling the detector's three parts takes
-    minutes on 2 cores, and tests/test_precision.py checks that compiled graphs compute what converted ones do
-    (inductor computed the same maps within 1e-7 when measured)."""
-    from efficientvit_dense.analysis import quantize
-    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: graph)
-
-
 @torch.no_grad()
 # Two iterations leave thousands of anchors at near-equal scores, where int8's rounding picks other
 # neighbours than float32 did: its best boxes are matched at a lower overlap.
@@ -147,7 +138,7 @@ def test_the_cost_of_each_precision_is_measured_and_reported(trained, uncompiled
     assert 'bfloat16' in table and 'int8' in table and 'float32 stays in' in table
     rows = collect([str(tmp / 'precisions')])
     assert [row['name'] for row in rows] == [f'precisions ({p})' for p in ('float32', 'bfloat16', 'int8')]
-    assert '| deploy+int8+compile | int8 |' in to_markdown(rows)
+    assert '| deploy+compile+int8 | int8 |' in to_markdown(rows)
 
 
 def test_a_checkpoint_opens_with_safe_loading_in_a_process_that_never_imported_the_project(trained):

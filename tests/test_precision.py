@@ -60,19 +60,15 @@ def test_bfloat16_deploy_form_keeps_the_backbones_maps(backbone):
 
 
 @torch.no_grad()
-def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, monkeypatch):
-    calibration = [_images(1, seed=s) for s in range(6)]  # batches of one, as a --batch-size 1 benchmark's
+def test_int8_deploy_form_keeps_the_backbones_maps_at_another_batch_size(backbone, uncompiled_int8):
+    # calibrated on batches of one, as a config's benchmark at --batch-size 1 is
+    calibration = [_images(1, seed=s) for s in range(6)]
     x = _images(3, seed=9)
     reference = copy.deepcopy(backbone).switch_to_deploy()(x)
-    converted, compile_int8 = [], quantize.compile_int8
-    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or compile_int8(graph))
     quantised = quantize_int8(copy.deepcopy(backbone), calibration)
-    out = quantised(x)  # compiled here, into oneDNN's int8 kernels
+    out = quantised(x)
     assert [o.shape for o in out] == [r.shape for r in reference]
     assert 0 < max_difference(reference, out, relative=True) < 0.05  # measured: 0.013
-    # The kernels compute what PT2E's converted graph (quantise, dequantise, float32 op) says: measured 1e-7
-    (graph,) = converted
-    assert max_difference(graph(x), out, relative=True) < 1e-4
     with pytest.raises(DataError, match=r"built for inputs of shape \[\(3, 224, 224\)\].*one input size"):
         quantised(_images(1, size=192))
     with pytest.raises(DataError, match='calibration images reach EfficientViT in 2 sizes'):
@@ -80,14 +76,37 @@ def test_int8_deploy_form_keeps_the_backbones_maps_at_any_batch_size(backbone, m
 
 
 class SharedConvHead(nn.Module):
-    """A dense head's shape: one convolution run on each pyramid level."""
+    """A dense head's shape: one convolution run on each pyramid level (then, to have a product too, a linear
+    layer over the channels of the first)."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 8)
 
     def forward(self, levels):
-        return [torch.relu(self.conv(level)) for level in levels]
+        maps = [torch.relu(self.conv(level)) for level in levels]
+        return [self.fc(maps[0].permute(0, 2, 3, 1).contiguous()), *maps[1:]]  # the deploy form's channels_last
+
+
+@torch.no_grad()
+def test_int8_parts_run_compiled_as_onednns_int8_kernels(monkeypatch):
+    from torch._inductor.utils import run_and_get_code
+    converted, compile_int8 = [], quantize.compile_int8
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or compile_int8(graph))
+    head = SharedConvHead().eval()
+    levels = [torch.randn(2, 8, side, side, generator=torch.Generator().manual_seed(side)) for side in (16, 8)]
+    quantize_int8(head, [levels])
+    out, code = run_and_get_code(head, levels)
+    code = '\n'.join(code)
+    # both calls of the convolution and the product on int8 kernels, none left to float32 ones
+    assert code.count('onednn.qconv_pointwise') == 2 and 'onednn.qlinear_pointwise' in code
+    assert 'extern_kernels.convolution' not in code and 'aten.convolution' not in code
+    (graph,) = converted  # and they compute what PT2E's converted graph says (quantise, dequantise, float32 op)
+    assert max_difference(graph(*levels), out, relative=True) < 1e-4  # measured: 1e-7 on M0
+    for batch in (1, 3):  # compiled again for other batch sizes
+        fewer = [level[:1].expand(batch, -1, -1, -1).contiguous() for level in levels]
+        assert max_difference(graph(*fewer), head(fewer), relative=True) < 1e-4
 
 
 @torch.no_grad()
@@ -104,7 +123,7 @@ def test_a_convolution_shared_across_levels_gets_int8_weights_per_call(monkeypat
     (graph,) = converted
     weights = [node.args[0] for node in graph.graph.nodes
                if node.target == torch.ops.quantized_decomposed.dequantize_per_channel.default]
-    assert len(set(weights)) == 2 and all(len(weight.users) == 1 for weight in weights)
+    assert len(set(weights)) == 3 and all(len(weight.users) == 1 for weight in weights)  # conv twice, fc
 
 
 @torch.no_grad()

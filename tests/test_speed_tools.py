@@ -53,14 +53,14 @@ def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
 
 
 def test_int8_is_timed_on_the_quantised_parts_compiled_and_the_record_says_so(tmp_path, monkeypatch):
-    # The compiled int8 graph is checked against float32 in test_precision.py; compiling it again here (a minute
-    # on 2 cores, for the batch and for batch-1 latency) would check nothing more.
+    # The compiled int8 graph is checked against float32 and against the converted graph in test_precision.py;
+    # compiling here too would cost a minute on 2 cores (once for the batch, once for batch-1 latency).
     compiled = []
     monkeypatch.setattr(quantize, 'compile_int8', lambda graph: compiled.append(graph) or graph)
     record = benchmark('m0', modes=['deploy', 'int8'], work_dir=str(tmp_path), **TINY)
     _sane(record, 'backbone forward')
     assert record['modes'] == ['deploy', 'compile', 'int8'] and record['precision'] == 'int8'
-    (graph,) = compiled  # the backbone's converted graph: quantised convolutions and products
+    (graph,) = compiled  # the backbone's converted graph, with quantise ops in it
     assert any('quantize_per_tensor' in str(node.target) for node in graph.graph.nodes)
 
 

@@ -1,7 +1,7 @@
 """The int8 deploy form: post-training static quantisation, calibrated on
 example inputs.
 
-In PyTorch (tools/test.py and tools/precision_cost.py ``--precision int8``,
+In PyTorch (tools/test.py ``--precision int8``, tools/precision_cost.py,
 the benchmark's ``--modes deploy int8``): PyTorch 2 export quantisation
 with torchao's X86InductorQuantizer (int8 weights per output channel, uint8
 activations; the convolutions and matrix products quantised, with their
@@ -65,7 +65,7 @@ def _record_inputs(part: nn.Module, store: list) -> None:
     part.forward = recording
 
 
-LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.conv2d.padding, torch.ops.aten.linear.default)
 
 
 def give_each_call_its_weights(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -81,6 +81,8 @@ def give_each_call_its_weights(graph: torch.fx.GraphModule) -> torch.fx.GraphMod
         value = functools.reduce(getattr, node.target.split('.'), graph)
         for i, user in enumerate(users[1:], 1):
             name = f'{node.target.replace(".", "_")}_call{i}'
+            while hasattr(graph, name):
+                name += '_'
             graph.register_buffer(name, value.detach().clone())
             with graph.graph.inserting_before(user):
                 own = graph.graph.get_attr(name)
@@ -96,7 +98,8 @@ def compile_int8(graph: nn.Module) -> Callable:
     freezing turns the quantise/dequantise pairs around each product into
     oneDNN's int8 kernels on prepacked weights. Freezing is set in the
     config around each call (compiling happens at the first call, and again
-    for a new batch size): given as ``torch.compile``'s ``options`` instead,
+    when the batch size changes: dynamo's automatic dynamic shapes, so
+    once more at most for a third size): given as ``torch.compile``'s ``options`` instead,
     compiling stopped on oneDNN's prepacking op meeting fake tensors (torch
     2.14, torchao 0.18)."""
     compiled = torch.compile(graph)
@@ -174,8 +177,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Modul
     quantised on the inputs it received while ``run(batch)`` ran over
     ``calibration`` (default ``run``: the model itself on a tensor batch;
     give an mmengine model's ``test_step``, which a two-stage detector
-    needs). Each part compiles on its first call and again for a new
-    batch size. The model holds compiled graphs: it cannot be pickled
+    needs). Each part compiles on its first call and again when the
+    batch size changes (:func:`compile_int8`). The model holds compiled graphs: it cannot be pickled
     (quantise again from the float32 checkpoint)."""
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
@@ -203,7 +206,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Modul
 
 def quantize_onnx(float_path: str, path: str, calibration: list[dict]) -> str:
     """Write the int8 form of the ONNX file ``float_path`` to ``path``:
-    ONNX Runtime's static QDQ quantisation with the settings above,
+    ONNX Runtime's static QDQ quantisation (int8 weights per output
+    channel, 7-bit without VNNI; uint8 activations; :data:`QUANTISED_OPS`),
     calibrated on ``calibration`` (each a dict of input name to tensor)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -55,7 +55,7 @@ def environment(device: torch.device | str) -> dict:
             pass
     versions = {}
     for package in ('torch', 'torchvision', 'timm', 'mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain',
-                    'onnxruntime'):
+                    'onnxruntime', 'torchao'):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

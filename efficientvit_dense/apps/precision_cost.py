@@ -24,7 +24,7 @@ from ..errors import ConfigError, OutputExistsError, UnsupportedError
 from . import REPO_ROOT
 
 # How each precision's predict path runs (int8's parts compiled: analysis/quantize.py), as the records say.
-RUN_AS = {'float32': ['deploy'], 'bfloat16': ['deploy', 'bfloat16'], 'int8': ['deploy', 'int8', 'compile']}
+RUN_AS = {'float32': ['deploy'], 'bfloat16': ['deploy', 'bfloat16'], 'int8': ['deploy', 'compile', 'int8']}
 
 
 class _KeepRunner(DeployHook):

@@ -15,7 +15,8 @@ model ran its whole predict path; mmdet's and mmseg's code around the parts
 
 For an ONNX file (tools/export_onnx.py ``--precision int8``, the
 benchmark's ``--modes deploy onnxruntime int8``): ONNX Runtime's static QDQ
-quantisation of the exported graph, with the same choices. docs/design.md
+quantisation of the exported graph (int8 weights per channel, uint8
+activations; 7-bit weights without VNNI). docs/design.md
 ("Low precision") has why PT2E is the tools' int8 and the speeds measured.
 """
 from __future__ import annotations
@@ -178,8 +179,9 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Modul
     ``calibration`` (default ``run``: the model itself on a tensor batch;
     give an mmengine model's ``test_step``, which a two-stage detector
     needs). Each part compiles on its first call and again when the
-    batch size changes (:func:`compile_int8`). The model holds compiled graphs: it cannot be pickled
-    (quantise again from the float32 checkpoint)."""
+    batch size changes (:func:`compile_int8`). The model holds compiled
+    graphs: it cannot be pickled (quantise again from the float32
+    checkpoint)."""
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
     parts = {name: part for name, part in low_precision_parts(model).items()

@@ -75,7 +75,7 @@ def data(pristine, tmp_path):
 @pytest.fixture
 def uncompiled_int8(monkeypatch):
     """int8's parts as PT2E's converted graphs, uncompiled: compiling a backbone or a detector's parts takes a
-    minute or more on 2 cores, and tests/test_precision.py::test_int8_parts_run_compiled_as_onednns_int8_kernels
-    checks on a small part that compiling keeps what the graph computes, on oneDNN's int8 kernels."""
+    minute or more on 2 cores, and a test in tests/test_precision.py compiles a small part to check that
+    compiling keeps what the graph computes, on oneDNN's int8 kernels."""
     from efficientvit_dense.analysis import quantize
     monkeypatch.setattr(quantize, 'compile_int8', lambda graph: graph)

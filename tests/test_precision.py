@@ -1,6 +1,7 @@
 """The low-precision deploy forms (bfloat16 cast; int8 by PyTorch 2 export
-quantisation, run compiled, and by ONNX Runtime) against float32, the refusals, and the note on CPUs that only
-emulate a precision. No test asserts a speed."""
+quantisation, run compiled, and by ONNX Runtime) against float32, the
+refusals, and the note on CPUs that only emulate a precision. No test
+asserts a speed."""
 import copy
 import io
 import os
@@ -90,40 +91,31 @@ class SharedConvHead(nn.Module):
 
 
 @torch.no_grad()
-def test_int8_parts_run_compiled_as_onednns_int8_kernels(monkeypatch):
+def test_int8_parts_run_compiled_as_onednns_int8_kernels_a_shared_convolution_too(monkeypatch):
     from torch._inductor.utils import run_and_get_code
     converted, compile_int8 = [], quantize.compile_int8
     monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or compile_int8(graph))
     head = SharedConvHead().eval()
     levels = [torch.randn(2, 8, side, side, generator=torch.Generator().manual_seed(side)) for side in (16, 8)]
-    quantize_int8(head, [levels])
-    out, code = run_and_get_code(head, levels)
-    code = '\n'.join(code)
-    # both calls of the convolution and the product on int8 kernels, none left to float32 ones
-    assert code.count('onednn.qconv_pointwise') == 2 and 'onednn.qlinear_pointwise' in code
-    assert 'extern_kernels.convolution' not in code and 'aten.convolution' not in code
-    (graph,) = converted  # and they compute what PT2E's converted graph says (quantise, dequantise, float32 op)
-    assert max_difference(graph(*levels), out, relative=True) < 1e-4  # measured: 1e-7 on M0
-    for batch in (1, 3):  # compiled again for other batch sizes
-        fewer = [level[:1].expand(batch, -1, -1, -1).contiguous() for level in levels]
-        assert max_difference(graph(*fewer), head(fewer), relative=True) < 1e-4
-
-
-@torch.no_grad()
-def test_a_convolution_shared_across_levels_gets_int8_weights_per_call(monkeypatch):
-    # inductor runs a convolution as oneDNN's int8 kernel only when its quantised weight has one user; a RetinaNet
-    # head's shared convolutions ran in float32 before each call got its own copy
-    converted = []
-    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: converted.append(graph) or graph)
-    head = SharedConvHead().eval()
-    levels = [torch.randn(2, 8, side, side, generator=torch.Generator().manual_seed(side)) for side in (16, 8)]
     reference = head(levels)
     quantize_int8(head, [levels])
-    assert 0 < max_difference(reference, head(levels), relative=True) < 0.05
+    out, code = run_and_get_code(head, levels)
+    assert 0 < max_difference(reference, out, relative=True) < 0.05
+    # inductor runs a convolution as oneDNN's int8 kernel only when its quantised weight has one user (a RetinaNet
+    # head's shared convolutions ran in float32 before each call got its own copy)
     (graph,) = converted
     weights = [node.args[0] for node in graph.graph.nodes
                if node.target == torch.ops.quantized_decomposed.dequantize_per_channel.default]
     assert len(set(weights)) == 3 and all(len(weight.users) == 1 for weight in weights)  # conv twice, fc
+    # so both calls of the convolution and the product run on int8 kernels, none on float32 ones
+    code = '\n'.join(code)
+    assert code.count('onednn.qconv_pointwise') == 2 and 'onednn.qlinear_pointwise' in code
+    assert 'extern_kernels.convolution' not in code and 'aten.convolution' not in code
+    # and compute what PT2E's converted graph says (quantise, dequantise, float32 op)
+    assert max_difference(graph(*levels), out, relative=True) < 1e-4
+    for batch in (1, 3):  # compiled again for other batch sizes
+        fewer = [level[:1].expand(batch, -1, -1, -1).contiguous() for level in levels]
+        assert max_difference(graph(*fewer), head(fewer), relative=True) < 1e-4
 
 
 @torch.no_grad()

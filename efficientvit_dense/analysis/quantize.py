@@ -29,7 +29,7 @@ import os.path as osp
 import shutil
 import tempfile
 import warnings
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -68,25 +68,24 @@ def _record_inputs(part: nn.Module, store: list) -> None:
 
 
 @torch.library.custom_op('efficientvit_dense::upsample_bilinear2d', mutates_args=())
-def _aten_upsample_bilinear2d(x: torch.Tensor, output_size: Optional[list[int]], align_corners: bool,
-                              scale_factors: Optional[list[float]]) -> torch.Tensor:
+def _aten_upsample_bilinear2d(x: torch.Tensor, output_size: list[int] | None, align_corners: bool,
+                              scale_factors: list[float] | None) -> torch.Tensor:
     """aten's bilinear resize, opaque to inductor (see :func:`resize_in_aten`)."""
     return torch.ops.aten.upsample_bilinear2d.vec(x, output_size, align_corners, scale_factors)
 
 
 @_aten_upsample_bilinear2d.register_fake
 def _(x, output_size, align_corners, scale_factors):
+    # aten's meta kernel: the shape, and the channels-last strides the CPU kernel returns
     return torch.ops.aten.upsample_bilinear2d.vec(x, output_size, align_corners, scale_factors)
 
 
 def resize_in_aten(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Each bilinear resize (``F.interpolate``'s) run by aten's kernel, in
-    place: inductor fused the resizes of a Semantic FPN head between its
-    int8 convolutions with the adds and (de)quantisations around them into
-    channels-last loops that gathered one value at a time, and the int8
-    head ran 1.8x slower than float32 (the FPN demo's head, batch 8 at
-    192, on an AVX2-only EPYC: 65 ms against 37; with aten's resize,
-    28 ms and the same outputs)."""
+    place, through a custom op (inductor always decomposes aten's): inductor
+    fused a Semantic FPN head's resizes between its int8 convolutions into
+    channels-last loops that gathered one value at a time, and the head ran
+    1.8x slower than in float32 (docs/design.md, "Low precision")."""
     for node in graph.graph.nodes:
         if node.target == torch.ops.aten.upsample_bilinear2d.vec:
             node.target = torch.ops.efficientvit_dense.upsample_bilinear2d.default

@@ -38,12 +38,12 @@ def _refused(config, data, *options) -> str:
 
 
 def test_the_pristine_data_passes_with_a_summary_of_every_split(pristine):
+    outputs = {}
     for config in (DETECTION, SEGMENTATION, CLASSIFICATION):
-        code, _, out = _check(config, pristine)
-        assert code == 0 and 'no faults found' in out
-        assert 'train_dataloader' in out and 'val_dataloader' in out
-    code, _, out = _check(DETECTION, pristine)
-    train = next(line for line in out.splitlines() if line.startswith('train_dataloader'))
+        code, _, outputs[config] = _check(config, pristine)
+        assert code == 0 and 'no faults found' in outputs[config]
+        assert 'train_dataloader' in outputs[config] and 'val_dataloader' in outputs[config]
+    train = next(line for line in outputs[DETECTION].splitlines() if line.startswith('train_dataloader'))
     coco = json.loads((pristine / 'annotations' / 'instances_train.json').read_text())
     assert train.split()[1:4] == [str(len(coco['images'])), str(len(coco['annotations'])), '6']
 

@@ -3,10 +3,15 @@ demo configs, model input batches and running a tool as a user would.
 (Fixtures live in conftest.py.)"""
 from __future__ import annotations
 
+import io
 import json
+import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 
 import torch
 from mmdet.structures import DetDataSample
@@ -78,6 +83,40 @@ def run_tool(tool: str, *args: str, timeout: int = 600) -> subprocess.CompletedP
     a hang fails the test after ``timeout`` seconds."""
     return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _warning_to_stderr(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_tool_in_process(tool: str, *args: str) -> subprocess.CompletedProcess:
+    """``tools/<tool> ARGS`` as :func:`run_tool` runs it, with the same exit
+    code and output, but in this process: a new Python spends about 5 s
+    importing the stack before the tool starts. For runs that need no process
+    of their own (as a held lock, a kill or a data worker do); every tool
+    starts in a new process in tests/test_console.py, and train, test, infer
+    and check_dataset also run whole as one in a test each. A bug's exception
+    propagates and fails the test, as its traceback in the child's stderr would."""
+    main = runpy.run_path(osp.join(REPO, 'tools', tool))['main']
+    stdout, stderr = io.StringIO(), io.StringIO()
+    environ, cwd = dict(os.environ), os.getcwd()  # the tools set LOCAL_RANK, as a launcher would
+    returncode = 0
+    os.chdir(REPO)
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.simplefilter('default')  # each warning once per run, as in a new process, on its stderr
+            warnings.showwarning = _warning_to_stderr  # (not in pytest's record)
+            try:
+                main(list(map(str, args)))
+            except SystemExit as exit:  # sys.exit(message) prints it and exits 1
+                if isinstance(exit.code, str):
+                    print(exit.code, file=sys.stderr)
+                returncode = 1 if isinstance(exit.code, str) else exit.code or 0
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+    return subprocess.CompletedProcess([tool, *map(str, args)], returncode, stdout.getvalue(), stderr.getvalue())
 
 
 def edit_annotations(data, split: str, edit):

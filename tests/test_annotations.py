@@ -1,7 +1,7 @@
 """No bad annotation trains or scores silently: each fault is made on the
 synthetic data and met by tools/check_dataset.py (or the training tool) as
-a user would run it: exit 1, one line naming the file, no traceback, and
-nothing of the user's changed."""
+a user would run it (in this test's process, but for one run): exit 1, one
+line naming the file, no traceback, and nothing of the user's changed."""
 import json
 import math
 import shutil
@@ -9,7 +9,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from helpers import DETECTION_TINY_RUN, TINY_SPEC, edit_annotations, run_tool
+from helpers import DETECTION_TINY_RUN, TINY_SPEC, edit_annotations, run_tool, run_tool_in_process
 from PIL import Image
 
 from efficientvit_dense.apps.demo import DEMOS
@@ -22,10 +22,9 @@ DETECTION, SEGMENTATION, CLASSIFICATION = (DEMOS[task].config for task in
                                            ('detection', 'segmentation', 'classification'))
 
 
-def _check(config, data, *options):
+def _check(config, data, *options, run=run_tool_in_process):
     """tools/check_dataset.py; returns (exit code, last line of stderr, stdout)."""
-    result = run_tool('check_dataset.py', config, '--data-root', data,
-                      *(('--cfg-options', *options) if options else ()), timeout=300)
+    result = run('check_dataset.py', config, '--data-root', data, *(('--cfg-options', *options) if options else ()))
     assert 'Traceback' not in result.stderr
     lines = result.stderr.strip().splitlines()
     return result.returncode, lines[-1] if lines else '', result.stdout
@@ -40,7 +39,8 @@ def _refused(config, data, *options) -> str:
 def test_the_pristine_data_passes_with_a_summary_of_every_split(pristine):
     outputs = {}
     for config in (DETECTION, SEGMENTATION, CLASSIFICATION):
-        code, _, outputs[config] = _check(config, pristine)
+        run = run_tool if config == DETECTION else run_tool_in_process  # once as its own process, as users start it
+        code, _, outputs[config] = _check(config, pristine, run=run)
         assert code == 0 and 'no faults found' in outputs[config]
         assert 'train_dataloader' in outputs[config] and 'val_dataloader' in outputs[config]
     train = next(line for line in outputs[DETECTION].splitlines() if line.startswith('train_dataloader'))
@@ -118,9 +118,9 @@ def test_training_stops_at_a_label_value_past_the_classes_naming_the_map(data, t
     values = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
     values[:4, :4] = 9
     cv2.imwrite(str(label), values)
-    result = run_tool('train.py', SEGMENTATION, '--data-root', data, '--work-dir', tmp_path / 'run', '--cfg-options',
-                      'train_cfg.max_iters=4', 'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-                      'train_dataloader.persistent_workers=False', timeout=300)
+    result = run_tool_in_process('train.py', SEGMENTATION, '--data-root', data, '--work-dir', tmp_path / 'run',
+                                 '--cfg-options', 'train_cfg.max_iters=4', 'train_dataloader.batch_size=4',
+                                 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False')
     assert result.returncode == 1 and 'Traceback' not in result.stderr and 'IndexError' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: {label}: 16 pixels have label values [9] that are neither a class (0..6) nor the ignore index '
@@ -143,8 +143,8 @@ def test_a_split_whose_class_folders_differ_from_training_is_refused(data):
 
 
 def test_a_misspelt_option_inside_a_dict_stops_before_anything_runs(data, tmp_path):
-    result = run_tool('train.py', DETECTION, '--data-root', data, '--work-dir', tmp_path / 'run', '--cfg-options',
-                      'default_hooks.checkpoint.intervall=2', timeout=300)
+    result = run_tool_in_process('train.py', DETECTION, '--data-root', data, '--work-dir', tmp_path / 'run',
+                                 '--cfg-options', 'default_hooks.checkpoint.intervall=2')
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith(
         "--cfg-options default_hooks.checkpoint.intervall: CheckpointHook (default_hooks.checkpoint) has no option "

@@ -8,7 +8,7 @@ import runpy
 import pytest
 import torch
 import torch.nn as nn
-from helpers import DETECTION_TINY_RUN, REPO, edit_annotations, run_tool
+from helpers import DETECTION_TINY_RUN, REPO, edit_annotations, run_tool, run_tool_in_process
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
@@ -198,8 +198,8 @@ def test_an_unknown_arch_is_named_in_one_line(data):
 
 
 def test_a_wrong_model_argument_is_one_line_from_the_tool_not_a_traceback(data):
-    result = run_tool('train.py', DEMOS['detection'].config, '--data-root', data, '--work-dir', data.parent / 'run',
-                      '--cfg-options', 'model.backbone.out_indices=[0,5]', timeout=300)
+    result = run_tool_in_process('train.py', DEMOS['detection'].config, '--data-root', data, '--work-dir',
+                                 data.parent / 'run', '--cfg-options', 'model.backbone.out_indices=[0,5]')
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         'error: out_indices must be a non-empty subset of (0, 1, 2) without repeats, got [0, 5].')

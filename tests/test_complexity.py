@@ -1,10 +1,8 @@
 """tools/get_flops.py: the paper's counting convention, for archs and configs."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_tool_in_process
 
 from efficientvit_dense.analysis.complexity import build_arch_classifier, build_config_model, count
 from efficientvit_dense.engine.config import load_config
@@ -25,13 +23,12 @@ def test_flops_grow_with_the_input_of_a_detector():
 
 
 def test_tool_prints_the_figures_and_the_convention_or_one_error_line():
-    result = subprocess.run([sys.executable, 'tools/get_flops.py', 'configs/demo/fpn_efficientvit_m0_synthetic.py',
-                             '--shape', '96', '128'], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_tool_in_process('get_flops.py', 'configs/demo/fpn_efficientvit_m0_synthetic.py', '--shape', '96',
+                                 '128')
     assert result.returncode == 0, result.stderr
     assert 'input 3x96x128' in result.stdout and 'GFLOPs' in result.stdout
     assert 'multiply-add once' in result.stdout
 
-    result = subprocess.run([sys.executable, 'tools/get_flops.py', 'm9'], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    result = run_tool_in_process('get_flops.py', 'm9')
     assert result.returncode == 1 and "'m9' is neither an arch" in result.stderr
     assert 'Traceback' not in result.stderr

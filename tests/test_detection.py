@@ -2,7 +2,7 @@ import glob
 import os.path as osp
 
 import pytest
-from helpers import REPO, detection_batch, run_tool
+from helpers import REPO, detection_batch, run_tool_in_process
 from mmdet.registry import MODELS
 from mmengine.registry import DefaultScope
 
@@ -89,8 +89,8 @@ def test_custom_dataset_recipe_sets_classes_and_num_classes_in_one_place(tmp_pat
 
 
 def test_train_tool_reports_missing_data_in_one_message_without_a_traceback(tmp_path):
-    result = run_tool('train.py', 'configs/retinanet_efficientvit_m4_coco.py', '--data-root', tmp_path / 'nowhere',
-                      '--work-dir', tmp_path / 'run', timeout=300)
+    result = run_tool_in_process('train.py', 'configs/retinanet_efficientvit_m4_coco.py', '--data-root',
+                                 tmp_path / 'nowhere', '--work-dir', tmp_path / 'run')
     assert result.returncode == 1
     assert f'error: train_dataloader: data root not found: {tmp_path / "nowhere"}/' in result.stderr
     assert 'Traceback' not in result.stderr

@@ -1,7 +1,8 @@
 """Nothing a user made is lost: one training run per work dir, a resume that
 cannot read its checkpoints stops and keeps them, files follow the umask,
 and inference outputs never collide or read themselves back in. Each fault
-is made for real and met by the real tool."""
+is made for real and met by the real tool (in this test's process where the
+fault needs no process of its own)."""
 import errno
 import fcntl
 import os
@@ -14,7 +15,7 @@ from unittest import mock
 
 import pytest
 import torch
-from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, run_tool
+from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, run_tool, run_tool_in_process
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -51,7 +52,7 @@ def test_a_second_run_in_a_busy_work_dir_stops_and_the_first_finishes(data, tmp_
             time.sleep(0.2)  # training has begun: the lock is held
         assert first.poll() is None, first.stderr.read()
         first.send_signal(signal.SIGSTOP)  # keep it mid-run, however fast this machine is
-        second = run_tool('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, *_options(), timeout=300)
+        second = run_tool_in_process('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, *_options())
         first.send_signal(signal.SIGCONT)
         assert first.wait(timeout=300) == 0
     finally:
@@ -64,8 +65,8 @@ def test_a_second_run_in_a_busy_work_dir_stops_and_the_first_finishes(data, tmp_
     assert len(list(work_dir.glob('2*'))) == 1  # the second run made no log folder of its own
     assert torch.load(work_dir / 'iter_4.pth', weights_only=False)['meta']['iter'] == 4
     # Finished, the folder is free again: resuming it is allowed (and there is nothing left to train).
-    assert run_tool('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, '--resume',
-                    *_options(**{'train_cfg.max_iters': 4}), timeout=300).returncode == 0
+    assert run_tool_in_process('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, '--resume',
+                               *_options(**{'train_cfg.max_iters': 4})).returncode == 0
     assert (work_dir / LOCK).exists()
 
 
@@ -77,14 +78,14 @@ def test_a_resume_that_can_read_no_checkpoint_stops_and_keeps_them(data, tmp_pat
         f.truncate(1000)  # a disk that filled up, a copy cut off
     damaged = checkpoint.read_bytes()
 
-    result = run_tool('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, '--resume', *_options(),
-                      timeout=300)
+    result = run_tool_in_process('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, '--resume',
+                                 *_options())
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: --resume found checkpoints in {work_dir} but none it can read ({checkpoint}: truncated or damaged '
         '(not a complete checkpoint archive)). Nothing was started and they are kept; restore a copy, or pass '
         '--resume PATH, or --work-dir to start anew elsewhere.')
-    result = run_tool('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, *_options(), timeout=300)
+    result = run_tool_in_process('train.py', CONFIG, '--data-root', data, '--work-dir', work_dir, *_options())
     assert result.returncode == 1 and f'error: {work_dir} holds an earlier run' in result.stderr
     assert checkpoint.read_bytes() == damaged
 
@@ -119,15 +120,15 @@ def test_infer_keeps_the_folder_structure_and_never_reads_its_own_outputs(data, 
             os.link(data / 'val' / name, photos / folder / name)
     out = photos / 'drawn'  # inside the input folder
     for attempt in (1, 2):
-        result = run_tool('infer.py', CONFIG, checkpoint, photos, '--out-dir', out, '--score-thr', '0',
-                          *(['--overwrite'] if attempt == 2 else []), timeout=300)
+        result = run_tool_in_process('infer.py', CONFIG, checkpoint, photos, '--out-dir', out, '--score-thr', '0',
+                                     *(['--overwrite'] if attempt == 2 else []))
         assert result.returncode == 0, result.stderr[-2000:]
         assert 'wrote 4 pictures' in result.stdout  # the second run did not read the first one's pictures
     drawn = sorted(str(p.relative_to(out)) for p in out.rglob('*.jpg'))
     assert drawn == sorted(f'vis/{day}/{name}' for day in ('monday', 'tuesday')
                            for name in sorted(os.listdir(data / 'val'))[:2])
     before = {p: p.read_bytes() for p in out.rglob('*.jpg')}
-    result = run_tool('infer.py', CONFIG, checkpoint, photos, '--out-dir', out, timeout=300)
+    result = run_tool_in_process('infer.py', CONFIG, checkpoint, photos, '--out-dir', out)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert 'already holds outputs for these images (4 files' in result.stderr and '--overwrite' in result.stderr
     assert {p: p.read_bytes() for p in out.rglob('*.jpg')} == before
@@ -182,7 +183,7 @@ def test_infer_into_its_own_input_folder_reads_only_the_images(data, checkpoint,
     for name in sorted(os.listdir(data / 'val'))[:2]:
         os.link(data / 'val' / name, photos / name)
     for attempt in (1, 2):  # the second run must not read the first one's pictures in photos/vis
-        result = run_tool('infer.py', CONFIG, checkpoint, photos, '--out-dir', photos, '--overwrite', timeout=300)
+        result = run_tool_in_process('infer.py', CONFIG, checkpoint, photos, '--out-dir', photos, '--overwrite')
         assert result.returncode == 0, result.stderr[-2000:]
         assert 'wrote 2 pictures' in result.stdout
     assert sorted(p.name for p in (photos / 'vis').iterdir()) == sorted(os.listdir(data / 'val'))[:2]

@@ -18,9 +18,13 @@ from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
 from efficientvit_dense.analysis import benchmark as benchmark_module
 from efficientvit_dense.analysis import quantize
 from efficientvit_dense.analysis.benchmark import check_modes, precision_notes
+from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import max_difference
+from efficientvit_dense.analysis.precision import float32_parts_note
 from efficientvit_dense.analysis.quantize import quantize_int8
 from efficientvit_dense.analysis.reference import imagenet_classifier, randomize_
+from efficientvit_dense.apps.demo import DEMOS
+from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.errors import DataError, UnsupportedError
 from efficientvit_dense.models import EfficientViT, deploy
 from efficientvit_dense.models.deploy import DeployConv2d, DeployLinear, onednn_packs
@@ -228,3 +232,14 @@ def test_a_bfloat16_classifier_keeps_float32_where_its_head_hands_over():
     assert low.backbone.compute_dtype == low.head.compute_dtype == torch.bfloat16
     out = low(x, mode='tensor')
     assert out.dtype == torch.float32 and max_difference(reference, out, relative=True) < 0.03
+
+
+@pytest.mark.parametrize('task, kept', [
+    ('detection', 'post-processing (anchors, box decoding and NMS)'),
+    ('segmentation', 'post-processing (resizing the class scores to the image, argmax)'),
+    ('classification', 'post-processing (softmax)')])
+def test_the_note_names_what_stays_float32_in_each_kind_of_model(task, kept):
+    model = build_config_model(load_config(DEMOS[task].config))
+    assert float32_parts_note(model, 'int8').startswith('int8: float32 stays in data_preprocessor')
+    assert float32_parts_note(model, 'int8').endswith(kept)
+    assert float32_parts_note(model, 'float32') == ''

@@ -28,16 +28,20 @@ LOW_PRECISION_PARTS = ('backbone', 'neck', 'bbox_head', 'rpn_head', 'decode_head
 FLOAT32_PARTS = {
     'data_preprocessor': 'normalises and pads the images',
     'roi_head': "Mask R-CNN's box and mask heads: mmcv's RoIAlign runs in float32 only on CPU",
-    'post-processing': "anchors, box decoding and NMS; resizing to the image; softmax",
 }
+# The post-processing after each kind of head (detector, segmentor, classifier), which stays float32 too.
+POST_PROCESSING = {
+    'bbox_head': 'anchors, box decoding and NMS', 'rpn_head': 'proposals, box decoding and NMS',
+    'decode_head': 'resizing the class scores to the image, argmax', 'head': 'softmax'}
 
 
 def float32_parts(model: nn.Module) -> dict[str, str]:
     """What of ``model`` stays float32 in a low precision, and why."""
     if not hasattr(model, 'data_preprocessor'):
         return {}
-    return {name: why for name, why in FLOAT32_PARTS.items()
-            if name == 'post-processing' or isinstance(getattr(model, name, None), nn.Module)}
+    parts = {name: why for name, why in FLOAT32_PARTS.items() if isinstance(getattr(model, name, None), nn.Module)}
+    post = [why for head, why in POST_PROCESSING.items() if isinstance(getattr(model, head, None), nn.Module)]
+    return {**parts, 'post-processing': post[0]} if post else parts
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from efficientvit_dense.analysis import quantize
 from efficientvit_dense.analysis.benchmark import benchmark, check_modes, stage_windows
 from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import TensorOutputs, export_onnx, max_difference_to_pytorch
+from efficientvit_dense.analysis.records import format_table
 from efficientvit_dense.analysis.timing import interleaved_times
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.engine.config import load_config
@@ -189,3 +190,15 @@ def test_without_a_checkpoint_the_detector_starts_from_its_prior_not_from_noise(
     run, _ = predict_path(load_config(DEMOS['detection'].config, work_dir=str(tmp_path)), None, [], 'cpu')
     (prediction,) = run([np.zeros((96, 96, 3), dtype=np.uint8)])
     assert len(prediction.pred_instances) == 0  # every score below the 0.05 threshold
+
+
+def test_the_table_shows_long_names_and_modes_whole_in_aligned_columns():
+    first = dict(device='cpu: AMD EPYC', isa=['avx2'], threads=2, versions={'torch': '2.14.1'}, input_size=[224, 224],
+                 batch_size=16, repeats=20, warmup=3, interleaved=True, model='m4', modes=['eval'],
+                 images_per_s=100.0, latency_ms_median=10.0, latency_ms_p90=11.0, what='backbone forward')
+    second = {**first, 'model': 'configs/fpn_efficientvit_m4_ade20k.py with a name past forty-four characters',
+              'modes': ['deploy', 'onnxruntime', 'int8'], 'images_per_s': 250.0}
+    header, row1, row2 = format_table([first, second]).splitlines()[1:]
+    assert second['model'] in row2 and ' deploy+onnxruntime+int8 ' in row2
+    assert header.index('images/s') + len('images/s') == row1.index('100.00') + 6 == row2.index('250.00') + 6
+    assert '0.40x' in row2  # the first's images/s over this one's

@@ -69,13 +69,17 @@ def format_table(records: list[dict]) -> str:
     """One line per record, with each model's ratio to the first."""
     first = records[0]
     isa = f' ({" ".join(first["isa"]) or "none of " + "/".join(RELEVANT_ISA)})' if 'isa' in first else ''
+    # Columns as wide as their longest entry: a config path or 'deploy+onnxruntime+int8' is read whole.
+    model_width = max(len('model'), *(len(r['model']) for r in records))
+    modes_width = max(len('modes'), *(len('+'.join(r['modes'])) for r in records))
     lines = [f'{first["device"]}{isa}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
              f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
              f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls'
              + (', models timed in turns' if first.get('interleaved') else ''),
-             f'{"model":<44} {"modes":<22} {"images/s":>9} {"first÷":>6} {"lat. median":>11} {"p90 ms":>7}  timed']
+             f'{"model":<{model_width}} {"modes":<{modes_width}} {"images/s":>9} {"first÷":>6} {"lat. median":>11} '
+             f'{"p90 ms":>7}  timed']
     for r in records:
-        lines.append(f'{r["model"][-44:]:<44} {"+".join(r["modes"]):<22} {r["images_per_s"]:>9.2f} '
+        lines.append(f'{r["model"]:<{model_width}} {"+".join(r["modes"]):<{modes_width}} {r["images_per_s"]:>9.2f} '
                      f'{first["images_per_s"] / r["images_per_s"]:>5.2f}x {r["latency_ms_median"]:>8.1f} ms '
                      f'{r["latency_ms_p90"]:>7.1f}  {r["what"]}')
     return '\n'.join(lines)

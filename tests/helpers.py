@@ -16,6 +16,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import torch
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
+from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData, PixelData
 from mmseg.structures import SegDataSample
 
@@ -93,29 +94,39 @@ def run_tool_in_process(tool: str, *args: str) -> subprocess.CompletedProcess:
     """``tools/<tool> ARGS`` as :func:`run_tool` runs it, with the same exit
     code and output, but in this process: a new Python spends about 5 s
     importing the stack before the tool starts. For runs that need no process
-    of their own (as a held lock, a kill or a data worker do); every tool
-    starts in a new process in tests/test_console.py, and train, test, infer
-    and check_dataset also run whole as one in a test each. A bug's exception
-    propagates and fails the test, as its traceback in the child's stderr would."""
+    of their own (as a kill, a lock held by another run or a data worker do).
+    tests/test_console.py starts every tool in a new Python for --help; train
+    and check_dataset also run whole as a child in a test, test and infer up
+    to a refusal. A bug's exception propagates and fails the test (with the
+    tool's output in its notes), as its traceback in the child's stderr would."""
     main = runpy.run_path(osp.join(REPO, 'tools', tool))['main']
     stdout, stderr = io.StringIO(), io.StringIO()
     environ, cwd = dict(os.environ), os.getcwd()  # the tools set LOCAL_RANK, as a launcher would
+    loggers = set(MMLogger._instance_dict)
     returncode = 0
     os.chdir(REPO)
     try:
         with redirect_stdout(stdout), redirect_stderr(stderr), warnings.catch_warnings():
-            warnings.simplefilter('default')  # each warning once per run, as in a new process, on its stderr
-            warnings.showwarning = _warning_to_stderr  # (not in pytest's record)
+            warnings.simplefilter('default')  # every warning once per run, on the tool's stderr (not pytest's record)
+            warnings.showwarning = _warning_to_stderr
+            MMLogger.get_instance(f'{tool} in process')  # mmengine's 'current' logger writes to the captured stdout
             try:
                 main(list(map(str, args)))
             except SystemExit as exit:  # sys.exit(message) prints it and exits 1
                 if isinstance(exit.code, str):
                     print(exit.code, file=sys.stderr)
                 returncode = 1 if isinstance(exit.code, str) else exit.code or 0
+    except BaseException as err:
+        err.add_note(f'{tool} wrote to stdout:\n{stdout.getvalue()[-2000:]}\n'
+                     f'and to stderr:\n{stderr.getvalue()[-2000:]}')
+        raise
     finally:
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(environ)
+        for name in set(MMLogger._instance_dict) - loggers:  # writing to this run's captured output and log file
+            for handler in MMLogger._instance_dict.pop(name).handlers:
+                handler.close()
     return subprocess.CompletedProcess([tool, *map(str, args)], returncode, stdout.getvalue(), stderr.getvalue())
 
 

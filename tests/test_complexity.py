@@ -23,8 +23,8 @@ def test_flops_grow_with_the_input_of_a_detector():
 
 
 def test_tool_prints_the_figures_and_the_convention_or_one_error_line():
-    result = run_tool_in_process('get_flops.py', 'configs/demo/fpn_efficientvit_m0_synthetic.py', '--shape', '96',
-                                 '128')
+    result = run_tool_in_process('get_flops.py', 'configs/demo/fpn_efficientvit_m0_synthetic.py',
+                                 '--shape', '96', '128')
     assert result.returncode == 0, result.stderr
     assert 'input 3x96x128' in result.stdout and 'GFLOPs' in result.stdout
     assert 'multiply-add once' in result.stdout

@@ -84,13 +84,13 @@ def stock_runs(pristine, tmp_path_factory) -> tuple[dict[str, tuple[str, str]], 
                    'default_hooks.checkpoint.interval=1', *in_process,
                    *(f'{loader}.{key}' for loader in loaders for key in (
                        f'dataset.data_root={tmp_path / "cls_data"}/', 'batch_size=8'))]
-    det_train = ['--cfg-options', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-                 'train_dataloader.batch_size=2', f'val_evaluator.ann_file={data}annotations/instances_val.json',
-                 f'test_evaluator.ann_file={data}annotations/instances_val.json', *in_process, *on_pristine]
     seg_options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                    'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2', *in_process, *on_pristine]
-    det_options = ['--cfg-options', *in_process, *on_pristine,
-                   f'val_evaluator.ann_file={data}annotations/instances_val.json']
+    ann_file = f'{data}annotations/instances_val.json'
+    det_options = ['--cfg-options', *in_process, *on_pristine, f'val_evaluator.ann_file={ann_file}',
+                   f'test_evaluator.ann_file={ann_file}']
+    det_train = [*det_options, 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+                 'train_dataloader.batch_size=2']
     seg_run, det_run = tmp_path / 'seg_run', str(tmp_path / 'det_run')
     image = next((pristine / 'val').glob('*.jpg'))
     # The Python APIs a user of each toolbox calls, on our configs and checkpoints. The classifier's comes first:

@@ -129,11 +129,15 @@ def compile_int8(graph: nn.Module) -> Callable:
     when the batch size changes: dynamo's automatic dynamic shapes, so
     once more at most for a third size): given as ``torch.compile``'s ``options`` instead,
     compiling stopped on oneDNN's prepacking op meeting fake tensors (torch
-    2.14, torchao 0.18)."""
+    2.14, torchao 0.18). The graph's wrapper is C++ (``cpp_wrapper``): an
+    int8 M4 calls oneDNN about 120 times per forward, and each call from a
+    Python wrapper cost tens of microseconds (docs/design.md, "Low
+    precision": batch-1 latency 0.77x that of the Python wrapper)."""
     compiled = torch.compile(graph)
 
     def run(*tensors):
-        with torch._inductor.config.patch(freezing=True), torch.no_grad(), warnings.catch_warnings():
+        with torch._inductor.config.patch(freezing=True, cpp_wrapper=True), torch.no_grad(), \
+                warnings.catch_warnings():
             # inductor's int8 lowering builds its zero points with torch.tensor(tensor), and says so each time
             warnings.filterwarnings('ignore', 'To copy construct from a tensor', UserWarning)
             return compiled(*tensors)

@@ -132,7 +132,7 @@ def compile_int8(graph: nn.Module) -> Callable:
     2.14, torchao 0.18). The graph's wrapper is C++ (``cpp_wrapper``): an
     int8 M4 calls oneDNN about 120 times per forward, and each call from a
     Python wrapper cost tens of microseconds (docs/design.md, "Low
-    precision": batch-1 latency 0.77x that of the Python wrapper)."""
+    precision": batch-1 latency 0.77x and 0.80x the Python wrapper's)."""
     compiled = torch.compile(graph)
 
     def run(*tensors):

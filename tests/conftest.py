@@ -10,6 +10,16 @@ from efficientvit_dense.analysis.reference import random_timm_model
 from efficientvit_dense.apps.synthetic import generate
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test``), each worker gets its share of the cores: two workers with two OpenMP
+    threads each on two cores spin against each other. The tools the tests start inherit the share."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 0))
+    if workers > 1:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session', autouse=True)
 def data_check_cache(tmp_path_factory):
     """The data checks remember what passed under $EVD_CACHE_DIR; tests

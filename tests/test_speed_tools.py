@@ -10,11 +10,12 @@ import pytest
 import torch
 from helpers import REPO
 
+from efficientvit_dense.analysis import benchmark as benchmark_module
 from efficientvit_dense.analysis import quantize
-from efficientvit_dense.analysis.benchmark import benchmark, check_modes, stage_windows
+from efficientvit_dense.analysis.benchmark import benchmark, check_modes, stage_windows, timed_targets
 from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import TensorOutputs, export_onnx, max_difference_to_pytorch
-from efficientvit_dense.analysis.records import format_table
+from efficientvit_dense.analysis.records import NATIVE_FLAGS, RELEVANT_ISA, format_table
 from efficientvit_dense.analysis.timing import interleaved_times
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.engine.config import load_config
@@ -51,6 +52,10 @@ def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
     record = benchmark(DEMOS[task].config, modes=['deploy'], work_dir=str(tmp_path / 'run'), cfg_options=options,
                        **TINY)
     _sane(record, 'predict path: preprocessing, normalisation and padding, forward, post-processing')
+    # The record's input is the network's: the detection demo's pipeline resizes the 64x64 images, the
+    # segmentation demo's keeps them
+    network_input = {'detection': [192, 192], 'segmentation': [64, 64], 'classification': [96, 96]}[task]
+    assert record['image_size'] == [64, 64] and record['input_size'] == network_input
 
 
 def test_int8_is_timed_on_the_quantised_parts_compiled_and_the_record_says_so(tmp_path, monkeypatch):
@@ -160,6 +165,9 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
     _fake_run(tmp_path, 'retinanet_r50', {'coco/bbox_mAP': 0.365, 'step': 12}, {**speed, 'images_per_s': 1.7,
                                                                                 'threads': 16})
     _fake_run(tmp_path, 'fpn_m4', {'mIoU': 38.2, 'step': 5}, None)
+    # Timed in int8 after training validated in float32: no accuracy is shown for it
+    _fake_run(tmp_path, 'retinanet_m4_timed_in_int8', {'coco/bbox_mAP': 0.327, 'step': 12},
+              {**speed, 'modes': ['deploy', 'compile', 'int8'], 'precision': 'int8', 'images_per_s': 4.0})
     _fake_run(tmp_path, 'mask_rcnn_m4', {'coco/bbox_mAP': 0.339, 'coco/segm_mAP': 0.31, 'step': 12}, None)
     main = runpy.run_path(os.path.join(REPO, 'tools', 'report.py'))['main']
     main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
@@ -168,6 +176,7 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
             in table)
     assert '| retinanet_r50 | box AP 36.50 | 1.7 † |' in table and 'other settings' in table  # 16 threads
     assert '| fpn_m4 | mIoU 38.20 | not measured |' in table
+    assert '| retinanet_m4_timed_in_int8 | — ‡ | 4.0 |' in table and '‡ the run validated in float32 only' in table
     assert '| mask_rcnn_m4 | mask AP 31.00 | not measured |' in table  # a Mask R-CNN's headline metric
     assert (tmp_path / 'report.png').read_bytes()[:4] == b'\x89PNG'
     with pytest.raises(SystemExit, match='already exists'):
@@ -187,9 +196,39 @@ def test_without_a_checkpoint_the_detector_starts_from_its_prior_not_from_noise(
     import numpy as np
 
     from efficientvit_dense.analysis.benchmark import predict_path
-    run, _ = predict_path(load_config(DEMOS['detection'].config, work_dir=str(tmp_path)), None, [], 'cpu')
-    (prediction,) = run([np.zeros((96, 96, 3), dtype=np.uint8)])
+    images = [np.zeros((96, 96, 3), dtype=np.uint8)]
+    run, *_ = predict_path(load_config(DEMOS['detection'].config, work_dir=str(tmp_path)), None, [], 'cpu', images)
+    (prediction,) = run(images)
     assert len(prediction.pred_instances) == 0  # every score below the 0.05 threshold
+
+
+def test_a_checkpoint_goes_to_the_first_model_and_peers_of_its_config_only(monkeypatch):
+    built = []
+    monkeypatch.setattr(benchmark_module, 'timed_target', lambda spec, **kwargs: built.append((spec, kwargs)))
+    config = DEMOS['detection'].config
+    same_file = os.path.join(os.path.dirname(config), '.', os.path.basename(config))
+    timed_targets(config, ['deploy'], [f'{same_file}@deploy+int8', 'timm:efficientvit_m0'], checkpoint='trained.pth',
+                  cfg_options={'model.bbox_head.num_classes': 6}, size=(64, 64))
+    assert [(spec, list(kwargs['modes']), kwargs['checkpoint'], kwargs['cfg_options']) for spec, kwargs in built] == [
+        (config, ['deploy'], 'trained.pth', {'model.bbox_head.num_classes': 6}),
+        (same_file, ['deploy', 'int8'], 'trained.pth', {'model.bbox_head.num_classes': 6}),  # the same model
+        ('timm:efficientvit_m0', [], None, None)]
+    # Another detector with random weights keeps almost no boxes for NMS: an unequal ratio, refused before
+    # anything is built
+    built.clear()
+    with pytest.raises(UnsupportedError, match='would run with random weights'):
+        timed_targets(config, [], ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'], checkpoint='trained.pth')
+    assert built == []
+
+
+def test_a_checkpoint_for_a_backbone_is_refused_not_recorded_unused(tmp_path):
+    with pytest.raises(UnsupportedError, match='m0 is a backbone, timed with random weights'):
+        benchmark('m0', checkpoint=str(tmp_path / 'trained.pth'), **TINY)
+
+
+def test_records_name_every_flag_that_makes_a_precision_native():
+    # An AVX-VNNI CPU runs int8 natively (no 7-bit activations); its records must say why
+    assert {flag for flags in NATIVE_FLAGS.values() for flag in flags} <= set(RELEVANT_ISA)
 
 
 def test_the_table_shows_long_names_and_modes_whole_in_aligned_columns():
@@ -202,3 +241,15 @@ def test_the_table_shows_long_names_and_modes_whole_in_aligned_columns():
     assert second['model'] in row2 and ' deploy+onnxruntime+int8 ' in row2
     assert header.index('images/s') + len('images/s') == row1.index('100.00') + 6 == row2.index('250.00') + 6
     assert '0.40x' in row2  # the first's images/s over this one's
+
+
+def test_the_table_gives_the_networks_input_and_each_rows_where_they_differ():
+    first = dict(device='cpu: AMD EPYC', isa=['avx2'], threads=2, versions={'torch': '2.14.1'}, input_size=[800, 800],
+                 image_size=[224, 224], batch_size=1, repeats=20, warmup=3, model='retinanet.py', modes=['deploy'],
+                 images_per_s=2.0, latency_ms_median=500.0, latency_ms_p90=510.0, what='predict path')
+    assert 'images 224x224, network input 800x800, batch 1' in format_table([first])
+    backbone = {**first, 'model': 'm4', 'input_size': [224, 224], 'what': 'backbone forward'}
+    del backbone['image_size']
+    header, *rows = format_table([first, backbone]).splitlines()
+    assert 'network inputs differ' in header
+    assert ' 800x800 ' in rows[1] and ' 224x224 ' in rows[2] and rows[0].index('input') == rows[1].index('800x800')

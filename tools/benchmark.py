@@ -24,7 +24,7 @@ import torch
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.modes import MODE_HELP, split_target
+from efficientvit_dense.analysis.modes import MODE_HELP
 
 
 def main(argv=None):
@@ -37,8 +37,9 @@ def main(argv=None):
                         help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
     parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP),
                         help='modes for every peer without its own (PEER@MODE+MODE, e.g. timm:efficientvit_m4@bf16)')
-    parser.add_argument('--checkpoint', help="a config's trained weights (default: random)")
-    cli.add_cfg_options(parser, "override the first model's config")
+    parser.add_argument('--checkpoint', help="a config's trained weights (default: random), for the first model "
+                        'and peers of its config file')
+    cli.add_cfg_options(parser, "override the first model's config (and peers of its config file)")
     cli.add_shape(parser)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--warmup', type=int, default=3)
@@ -48,7 +49,7 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes')
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
-    from efficientvit_dense.analysis.benchmark import benchmark_together, precision_notes, timed_target
+    from efficientvit_dense.analysis.benchmark import benchmark_together, precision_notes, timed_targets
     from efficientvit_dense.analysis.records import format_table, save_records
 
     def run():
@@ -57,11 +58,8 @@ def main(argv=None):
         size = cli.shape(args)
         common = dict(size=size, batch_size=args.batch_size, device=args.device, work_dir=args.work_dir)
         os.makedirs(args.work_dir, exist_ok=True)
-        targets = [timed_target(args.model, modes=args.modes, checkpoint=args.checkpoint,
-                                cfg_options=args.cfg_options, **common)]
-        for peer in args.against:
-            spec, modes = split_target(peer)
-            targets.append(timed_target(spec, modes=args.peer_modes if modes is None else modes, **common))
+        targets = timed_targets(args.model, args.modes, args.against, args.peer_modes, args.checkpoint,
+                                args.cfg_options, **common)
         for note in dict.fromkeys(n for t in targets for n in precision_notes(t['record']['modes'], args.device)):
             print(note)
         records = benchmark_together(targets, args.batch_size, args.device, args.warmup, args.repeats)

@@ -18,7 +18,7 @@ from ..errors import UnsupportedError
 from ..models import ARCH_SETTINGS, EfficientViT, deploy
 from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
-from .modes import MODES, PRECISION_MODES, precision_of
+from .modes import MODES, PRECISION_MODES, precision_of, split_target
 from .quantize import export_onnx_int8, quantize_int8
 from .records import NATIVE_FLAGS, cpu_flags, environment
 from .timing import throughput_and_latency
@@ -187,13 +187,15 @@ def _drop_pretrained(node) -> None:
 
 
 def predict_path(cfg, checkpoint: str | None, modes, device,
-                 images: list | None = None) -> tuple[Callable[[list], object], str]:
+                 images: list) -> tuple[Callable[[list], object], str, list[int]]:
     """A function running a config's whole predict path on a list of images
     (HxWx3 uint8): the toolbox inferencer's preprocessing (resize, pack),
     then ``test_step`` (normalise, pad, forward, post-processing such as
-    NMS), in ``modes``. Random weights without ``checkpoint``; int8
-    calibrates on ``images``, which is enough for timing, not for accuracy
-    (tools/precision_cost.py calibrates on the training split)."""
+    NMS), in ``modes``; what it times; and the size the pipeline resizes
+    ``images`` to, which the network sees. Random weights without
+    ``checkpoint``; int8 calibrates on ``images``, which is enough for
+    timing, not for accuracy (tools/precision_cost.py calibrates on the
+    training split)."""
     from mmengine.registry import DefaultScope
 
     if checkpoint is None:
@@ -224,7 +226,8 @@ def predict_path(cfg, checkpoint: str | None, modes, device,
         with in_scope():
             return model.test_step(data)
 
-    return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing'
+    network_input = list(packed(images[:1])['inputs'][0].shape[-2:])
+    return run, 'predict path: preprocessing, normalisation and padding, forward, post-processing', network_input
 
 
 def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), device='cpu',
@@ -235,17 +238,48 @@ def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), de
     modes = check_modes(modes, device, predict_path=is_config)
     if is_config:
         images = [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8) for i in range(batch_size)]
-        run, what = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint, modes, device,
-                                 images)
+        run, what, network_input = predict_path(load_config(spec, cfg_options, work_dir=work_dir), checkpoint,
+                                                modes, device, images)
         make_input = lambda n: images[:n]  # noqa: E731
+        # The record's input is what the network ran at: a config's pipeline resizes the images (RetinaNet's
+        # 224x224 to 800x800).
+        sizes = dict(input_size=network_input, image_size=list(size))
     else:
+        if checkpoint:
+            raise UnsupportedError(f'--checkpoint is a config\'s trained weights; {spec} is a backbone, timed with '
+                                   'random weights (they do not change its timing). Drop --checkpoint, or time '
+                                   'the config the checkpoint was trained with.')
         model, what = build_backbone(spec, size)
         run = prepare(model, modes, device, torch.randn(1, 3, *size), work_dir)
         make_input = lambda n: torch.randn(n, 3, *size, device=device)  # noqa: E731
+        sizes = dict(input_size=list(size))
     return dict(run=run, make_input=make_input,
                 record=dict(model=spec, what=what, modes=list(modes) or ['eager'], precision=precision_of(modes),
-                            input_size=list(size),
-                            batch_size=batch_size, checkpoint=checkpoint))
+                            **sizes, batch_size=batch_size, checkpoint=checkpoint))
+
+
+def timed_targets(model: str, modes, peers=(), peer_modes=(), checkpoint: str | None = None,
+                  cfg_options: dict | None = None, **common) -> list[dict]:
+    """``model`` and its peers (``SPEC`` or ``SPEC@mode+mode``; ``peer_modes``
+    for those without their own) as :func:`timed_target`, ready to time
+    together. The checkpoint and config overrides go to ``model`` and to the
+    peers naming its config file (the same model in other modes); with a
+    checkpoint, another config is refused: with random weights its head
+    keeps almost no boxes for NMS, so the ratio would compare unequal work."""
+    plan = [(model, modes, True)]
+    for peer in peers:
+        spec, own = split_target(peer)
+        same = spec == model or (spec.endswith('.py') and os.path.isfile(spec) and os.path.isfile(model)
+                                 and os.path.samefile(spec, model))
+        if checkpoint and spec.endswith('.py') and not same:
+            raise UnsupportedError(f'--checkpoint loads into {model} only, and its peer {spec} would run with random '
+                                   'weights: their post-processing would differ (a random head keeps almost no '
+                                   'boxes for NMS). Time both with random weights (drop --checkpoint), or '
+                                   f'{model}@MODES peers of the checkpoint\'s own config.')
+        plan.append((spec, peer_modes if own is None else own, same))
+    # Built once every peer is known to be timed fairly: building a detector and loading its weights takes seconds.
+    return [timed_target(spec, modes=modes, checkpoint=checkpoint if same else None,
+                         cfg_options=cfg_options if same else None, **common) for spec, modes, same in plan]
 
 
 def benchmark_together(targets: list[dict], batch_size: int = 16, device='cpu', warmup: int = 3,

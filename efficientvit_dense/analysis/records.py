@@ -11,8 +11,8 @@ import torch
 from ..errors import OutputExistsError
 
 # The instruction sets that decide how fast a CPU runs each precision.
-RELEVANT_ISA = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8',
-                'bf16', 'i8mm')
+RELEVANT_ISA = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16',
+                'amx_int8', 'bf16', 'i8mm')
 
 
 # The flags under which a precision runs natively (x86; bf16: Arm's); without them bfloat16 is
@@ -65,6 +65,10 @@ def environment(device: torch.device | str) -> dict:
                 python=platform.python_version(), versions=versions)
 
 
+def _size(dims) -> str:
+    return 'x'.join(map(str, dims))
+
+
 def format_table(records: list[dict]) -> str:
     """One line per record, with each model's ratio to the first."""
     first = records[0]
@@ -72,16 +76,23 @@ def format_table(records: list[dict]) -> str:
     # Columns as wide as their longest entry: a config path or 'deploy+onnxruntime+int8' is read whole.
     model_width = max(len('model'), *(len(r['model']) for r in records))
     modes_width = max(len('modes'), *(len('+'.join(r['modes'])) for r in records))
+    # A config's pipeline resizes its images; the network's input is what a ratio compares, shown for each row
+    # where the rows differ (a backbone against a detector's predict path).
+    inputs_differ = any(r['input_size'] != first['input_size'] for r in records)
+    images = first.get('image_size', first['input_size'])
+    images = f'images {_size(images)}, ' if images != first['input_size'] else ''
     lines = [f'{first["device"]}{isa}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
-             f'input {first["input_size"][0]}x{first["input_size"][1]}, batch {first["batch_size"]} '
-             f'(latency: batch 1), median of {first["repeats"]} after {first["warmup"]} warm-up calls'
-             + (', models timed in turns' if first.get('interleaved') else ''),
+             + ('network inputs differ (column "input"), ' if inputs_differ else
+                f'{images}network input {_size(first["input_size"])}, ')
+             + f'batch {first["batch_size"]} (latency: batch 1), median of {first["repeats"]} after '
+             f'{first["warmup"]} warm-up calls' + (', models timed in turns' if first.get('interleaved') else ''),
              f'{"model":<{model_width}} {"modes":<{modes_width}} {"images/s":>9} {"first÷":>6} {"lat. median":>11} '
-             f'{"p90 ms":>7}  timed']
+             f'{"p90 ms":>7}  ' + ('input      ' if inputs_differ else '') + 'timed']
     for r in records:
         lines.append(f'{r["model"]:<{model_width}} {"+".join(r["modes"]):<{modes_width}} {r["images_per_s"]:>9.2f} '
                      f'{first["images_per_s"] / r["images_per_s"]:>5.2f}x {r["latency_ms_median"]:>8.1f} ms '
-                     f'{r["latency_ms_p90"]:>7.1f}  {r["what"]}')
+                     f'{r["latency_ms_p90"]:>7.1f}  ' + (f'{_size(r["input_size"]):<11}' if inputs_differ else '')
+                     + r['what'])
     return '\n'.join(lines)
 
 

@@ -68,10 +68,17 @@ def collect(work_dirs: list[str]) -> list[dict]:
         accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
         if accuracy is None and speed is None:
             continue
-        rows.append(dict(name=name, work_dir=work_dir,
-                         metric=accuracy[0] if accuracy else None, value=accuracy[1] if accuracy else None,
-                         speed=speed))
+        # Training validates in float32: its accuracy is not a bfloat16 or int8 model's (precision_cost.py
+        # measures those).
+        other_precision = accuracy is not None and speed is not None and _precision(speed) != 'float32'
+        rows.append(dict(name=name, work_dir=work_dir, speed=speed, float32_accuracy_only=other_precision,
+                         metric=accuracy[0] if accuracy and not other_precision else None,
+                         value=accuracy[1] if accuracy and not other_precision else None))
     return rows
+
+
+def _precision(speed: dict) -> str:
+    return speed.get('precision', 'float32')  # records from before precisions were float32
 
 
 def _settings(speed: dict | None) -> tuple | None:
@@ -86,6 +93,8 @@ def to_markdown(rows: list[dict]) -> str:
              '|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         accuracy = f'{row["metric"]} {row["value"]:.2f}' if row['metric'] else '—'
+        if row.get('float32_accuracy_only'):
+            accuracy = '— ‡'
         s = row['speed']
         if s is None:
             lines.append(f'| {row["name"]} | {accuracy} | not measured | | | | | | | |')
@@ -94,9 +103,12 @@ def to_markdown(rows: list[dict]) -> str:
         size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
         lines.append(f'| {row["name"]} | {accuracy} | {s["images_per_s"]:.1f}{mark} | {s.get("batch_size")} | '
                      f'{size} | {s.get("device")} | {s.get("threads")} | {"+".join(s.get("modes") or [])} | '
-                     f'{s.get("precision", "float32")} | {s.get("what", "")} |')
+                     f'{_precision(s)} | {s.get("what", "")} |')
     if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
         lines.append('\n† measured with other settings (device, threads, input or batch) than the first row.')
+    if any(r.get('float32_accuracy_only') for r in rows):
+        lines.append('\n‡ the run validated in float32 only; tools/precision_cost.py measures the accuracy in '
+                     'bfloat16 and int8 (and its record replaces this row).')
     return '\n'.join(lines) + '\n'
 
 

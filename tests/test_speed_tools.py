@@ -148,9 +148,10 @@ def test_the_export_tool_prints_the_difference(tmp_path, capsys):
     assert 'ONNX Runtime vs PyTorch float32 on 2 images: max |difference| = ' in capsys.readouterr().out
 
 
-def _fake_run(root, name, metric_line, speed):
+def _fake_run(root, name, metric_line, speed, trained='retinanet_efficientvit_m4_coco.py'):
     run = root / name
     (run / '20260101_000000' / 'vis_data').mkdir(parents=True)
+    (run / trained).write_text('# the config as mmengine dumps it into the work dir\n')
     (run / '20260101_000000' / 'vis_data' / 'scalars.json').write_text(
         json.dumps({'loss': 1.0, 'step': 1}) + '\n' + json.dumps(metric_line) + '\n')
     if speed:
@@ -159,28 +160,35 @@ def _fake_run(root, name, metric_line, speed):
 
 
 def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
-    speed = dict(model='m4', what='predict path', modes=['deploy'], input_size=[800, 1333], batch_size=1,
-                 images_per_s=2.5, device='cpu: X', threads=2)
+    speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', modes=['deploy'],
+                 input_size=[800, 1333], batch_size=1, images_per_s=2.5, device='cpu: X', threads=2)
     _fake_run(tmp_path, 'retinanet_m4', {'coco/bbox_mAP': 0.327, 'step': 12}, speed)
-    _fake_run(tmp_path, 'retinanet_r50', {'coco/bbox_mAP': 0.365, 'step': 12}, {**speed, 'images_per_s': 1.7,
-                                                                                'threads': 16})
+    _fake_run(tmp_path, 'retinanet_r50', {'coco/bbox_mAP': 0.365, 'step': 12},
+              {**speed, 'model': 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'images_per_s': 1.7, 'threads': 16},
+              trained='retinanet_r50_fpn_1x_coco.py')
     _fake_run(tmp_path, 'fpn_m4', {'mIoU': 38.2, 'step': 5}, None)
+    # A record of another model than the one trained there is not paired with the run's accuracy
+    _fake_run(tmp_path, 'retinanet_m4_backbone_timed', {'coco/bbox_mAP': 0.327, 'step': 12},
+              {**speed, 'model': 'm4', 'what': 'backbone forward', 'images_per_s': 90.0})
     # Timed in int8 after training validated in float32: no accuracy is shown for it
     _fake_run(tmp_path, 'retinanet_m4_timed_in_int8', {'coco/bbox_mAP': 0.327, 'step': 12},
               {**speed, 'modes': ['deploy', 'compile', 'int8'], 'precision': 'int8', 'images_per_s': 4.0})
     _fake_run(tmp_path, 'mask_rcnn_m4', {'coco/bbox_mAP': 0.339, 'coco/segm_mAP': 0.31, 'step': 12}, None)
     main = runpy.run_path(os.path.join(REPO, 'tools', 'report.py'))['main']
-    main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
-    table = (tmp_path / 'report.md').read_text()
+    out = tmp_path / 'reports' / 'report'  # a folder the tool makes
+    main([str(tmp_path / '*'), '--out', str(out)])
+    table = out.with_suffix('.md').read_text()
     assert ('| retinanet_m4 | box AP 32.70 | 2.5 | 1 | 800x1333 | cpu: X | 2 | deploy | float32 | predict path |'
             in table)
     assert '| retinanet_r50 | box AP 36.50 | 1.7 † |' in table and 'other settings' in table  # 16 threads
     assert '| fpn_m4 | mIoU 38.20 | not measured |' in table
+    assert '| retinanet_m4_backbone_timed | box AP 32.70 | not measured § |' in table and '90.0' not in table
+    assert '§ retinanet_m4_backbone_timed: its newest benchmark record timed m4, not the config' in table
     assert '| retinanet_m4_timed_in_int8 | — ‡ | 4.0 |' in table and '‡ the run validated in float32 only' in table
     assert '| mask_rcnn_m4 | mask AP 31.00 | not measured |' in table  # a Mask R-CNN's headline metric
-    assert (tmp_path / 'report.png').read_bytes()[:4] == b'\x89PNG'
+    assert out.with_suffix('.png').read_bytes()[:4] == b'\x89PNG'
     with pytest.raises(SystemExit, match='already exists'):
-        main([str(tmp_path / '*'), '--out', str(tmp_path / 'report')])
+        main([str(tmp_path / '*'), '--out', str(out)])
 
 
 def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():

@@ -7,6 +7,7 @@ top-1) and its newest benchmark JSON (tools/benchmark.py --work-dir DIR; the
 demos write their own). Rows timed under other settings are marked.
 """
 import glob
+import os
 import os.path as osp
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
@@ -31,6 +32,7 @@ def main(argv=None):
             if osp.exists(path) and not args.overwrite:
                 raise OutputExistsError(f'{path} already exists; pass --overwrite or another --out.')
         table = to_markdown(rows)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out + '.md', 'w') as f:
             f.write(table)
         plot(rows, args.out + '.png')

@@ -68,13 +68,24 @@ def collect(work_dirs: list[str]) -> list[dict]:
         accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
         if accuracy is None and speed is None:
             continue
+        timed_elsewhere = None
+        if accuracy is not None and speed is not None and not _times_the_trained_model(speed, work_dir):
+            timed_elsewhere, speed = speed['model'], None  # another model's speed beside this run's accuracy
         # Training validates in float32: its accuracy is not a bfloat16 or int8 model's (precision_cost.py
         # measures those).
         other_precision = accuracy is not None and speed is not None and _precision(speed) != 'float32'
         rows.append(dict(name=name, work_dir=work_dir, speed=speed, float32_accuracy_only=other_precision,
+                         timed_elsewhere=timed_elsewhere,
                          metric=accuracy[0] if accuracy and not other_precision else None,
                          value=accuracy[1] if accuracy and not other_precision else None))
     return rows
+
+
+def _times_the_trained_model(speed: dict, work_dir: str) -> bool:
+    """Whether a benchmark record timed the config a run in ``work_dir``
+    trained: mmengine writes the config there under its own file name."""
+    trained = {osp.basename(path) for path in glob.glob(osp.join(work_dir, '*.py'))}
+    return not trained or osp.basename(speed['model']) in trained
 
 
 def _precision(speed: dict) -> str:
@@ -97,7 +108,8 @@ def to_markdown(rows: list[dict]) -> str:
             accuracy = '— ‡'
         s = row['speed']
         if s is None:
-            lines.append(f'| {row["name"]} | {accuracy} | not measured | | | | | | | |')
+            elsewhere = ' §' if row.get('timed_elsewhere') else ''
+            lines.append(f'| {row["name"]} | {accuracy} | not measured{elsewhere} | | | | | | | |')
             continue
         mark = ' †' if _settings(s) != reference else ''
         size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
@@ -106,6 +118,11 @@ def to_markdown(rows: list[dict]) -> str:
                      f'{_precision(s)} | {s.get("what", "")} |')
     if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
         lines.append('\n† measured with other settings (device, threads, input or batch) than the first row.')
+    for row in rows:
+        if row.get('timed_elsewhere'):
+            lines.append(f'\n§ {row["name"]}: its newest benchmark record timed {row["timed_elsewhere"]}, not the '
+                         'config trained there; time that config with tools/benchmark.py --work-dir '
+                         f'{row["work_dir"]}.')
     if any(r.get('float32_accuracy_only') for r in rows):
         lines.append('\n‡ the run validated in float32 only; tools/precision_cost.py measures the accuracy in '
                      'bfloat16 and int8 (and its record replaces this row).')

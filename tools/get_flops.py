@@ -6,8 +6,9 @@ the paper's table) or of any config's model, at a given input size.
     python tools/get_flops.py configs/fpn_efficientvit_m4_ade20k.py --shape 512
 
 FLOPs count each multiply-add once (mmengine's counter, the convention of the
-paper's table); BatchNorm, activations, softmax and element-wise ops are not
-counted. Detectors and segmentors are counted up to their raw head outputs.
+paper's table); norms, activations, softmax, resizing, pooling and
+element-wise ops are not counted. Detectors and segmentors are counted up to
+their raw head outputs.
 """
 import os.path as osp
 

@@ -79,6 +79,12 @@ def test_an_earlier_run_is_never_overwritten(trained):
     tmp, _ = trained
     with pytest.raises(FileExistsError, match='holds an earlier run.*--resume'):
         train(_cfg(tmp))
+    # Resumed with another seed (a sweep into one work dir), it would only re-evaluate this run
+    cfg = _cfg(tmp)
+    cfg.randomness = dict(seed=1)
+    with pytest.raises(FileExistsError, match=r'iter_2.pth was trained with other settings .*randomness.seed: \d+ '
+                                              'there, 1 now'):
+        train(cfg, resume=True)
 
 
 @pytest.mark.parametrize('config', ['shipped', 'saved by the run'])

@@ -16,7 +16,15 @@ from helpers import REPO
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
-from efficientvit_dense.engine.checkpointing import MARKER, CrashSafeCheckpointHook, latest_checkpoint, write_atomically
+from efficientvit_dense.engine.checkpointing import (
+    MARKER,
+    CrashSafeCheckpointHook,
+    check_resume_from,
+    latest_checkpoint,
+    write_atomically,
+)
+from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.errors import CheckpointError, OutputExistsError
 
 MAX_ITERS = 12
 DETERMINISTIC_RUN = [
@@ -156,3 +164,49 @@ def test_old_checkpoints_are_removed_only_after_the_new_one_is_saved(tmp_path):
         hook._save_checkpoint_with_step(runner, 3, meta={})
     # mmengine's own hook deletes iter_2.pth before saving, which would leave nothing to resume from.
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+
+
+def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):
+    """mmengine resumes whatever the work dir holds: a seed sweep into one work dir would re-evaluate the first
+    seed's finished run for each. The checkpoint keeps its config; a resume must go on with the same settings."""
+    def resuming(data_root=None, **options):
+        return load_config(DEMOS['detection'].config, options, work_dir=str(tmp_path), data_root=data_root)
+
+    checkpoint = str(tmp_path / 'iter_1100.pth')
+    torch.save({'meta': {'cfg': resuming().pretty_text}, 'state_dict': {}}, checkpoint)
+    check_resume_from(resuming(), checkpoint)  # the config read back from the checkpoint is the same run's
+    # paths, loader mechanics, the run's length and how the model predicts may change
+    moved = resuming(str(tmp_path / 'moved'), **{'train_dataloader.num_workers': 0, 'train_cfg.max_iters': 2200,
+                                                 'model.test_cfg.score_thr': 0.0})
+    assert moved.train_dataloader.dataset.data_root.startswith(str(tmp_path / 'moved'))
+    check_resume_from(moved, checkpoint)
+    with pytest.raises(OutputExistsError, match=r'randomness\.seed: None there, 1 now.*or --work-dir'):
+        check_resume_from(resuming(**{'randomness.seed': 1}), checkpoint)
+    with pytest.raises(OutputExistsError, match=r'optim_wrapper\.optimizer\.lr: 0\.002 there, 0\.001 now'):
+        check_resume_from(resuming(**{'optim_wrapper.optimizer.lr': 0.001}), checkpoint)
+    # Named with --resume PATH, another work dir would not help; its weights may start a new run
+    with pytest.raises(OutputExistsError, match=f'or --cfg-options load_from={checkpoint} without --resume'):
+        check_resume_from(resuming(**{'randomness.seed': 1}), checkpoint, explicit=True)
+
+    # The seed mmengine drew (saved in the meta) is the run's seed, given again or not
+    torch.save({'meta': {'cfg': resuming().pretty_text, 'seed': 1234}, 'state_dict': {}}, checkpoint)
+    check_resume_from(resuming(**{'randomness.seed': 1234}), checkpoint)
+    check_resume_from(resuming(), checkpoint)
+    with pytest.raises(OutputExistsError, match=r'randomness\.seed: 1234 there, 1 now'):
+        check_resume_from(resuming(**{'randomness.seed': 1}), checkpoint)
+
+
+def test_the_config_a_checkpoint_holds_is_read_as_data_never_run(tmp_path):
+    """mmengine's resume reads a meta['config'] with Config.fromstring, which runs it: a checkpoint's code must
+    never run (its pickles are loaded with weights_only=True for that reason)."""
+    cfg = load_config(DEMOS['detection'].config, work_dir=str(tmp_path))
+    ran = tmp_path / 'ran'
+    code = f"model = dict(type='RetinaNet')\nopen({str(ran)!r}, 'w')\n"
+    checkpoint = str(tmp_path / 'iter_2.pth')
+    torch.save({'meta': {'config': code}, 'state_dict': {}}, checkpoint)
+    with pytest.raises(CheckpointError, match=r"its meta\['config'\] is Python code.*line 2 is not a `name = value`"):
+        check_resume_from(cfg, checkpoint)
+    # In meta['cfg'] (which mmengine does not run on resume) it is not compared, and not run either
+    torch.save({'meta': {'cfg': code.replace('open(', 'x = open(')}, 'state_dict': {}}, checkpoint)
+    check_resume_from(cfg, checkpoint)
+    assert not ran.exists()

@@ -15,7 +15,9 @@ at it. Here:
   checkpoints but none it can read stops instead of starting again;
 * files are written with the permissions ``open`` would give (the umask),
   not the 0600 of a temporary file;
-* one training run at a time per work dir (:func:`hold_work_dir`).
+* one training run at a time per work dir (:func:`hold_work_dir`);
+* a resume goes on with the settings the checkpoint was trained with, and
+  runs no code the checkpoint holds (:func:`checked_resume`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..errors import CheckpointError, InputNotFoundError, InUseError, NotWritableError, OutputExistsError
+from ..models.weights import read_checkpoint
+from .config import config_from_text
 
 MARKER = 'last_checkpoint'
 LOCK = '.training.lock'
@@ -237,6 +241,89 @@ def choose_resume(cfg, request) -> None:
         cfg.resume, cfg.load_from = True, request.resume
     elif request.resume and earlier:
         cfg.resume, cfg.load_from = True, earlier
+
+
+# What decides the weights a run trains: a resume with other values here would go on from (or, finished, only
+# re-evaluate) weights trained another way.
+TRAINING_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler', 'randomness', 'train_cfg',
+                 'custom_hooks', 'auto_scale_lr')
+# Within those, settings a resumed run may change (a key with one of these parts): where the files are, how the
+# loader works, how long the run is and when it validates (the schedulers' positions follow it, and resuming
+# restores them from the checkpoint), how the model predicts.
+MAY_CHANGE = frozenset(('data_root', 'ann_file', 'data_prefix', 'backend_args', 'num_workers', 'persistent_workers',
+                        'pin_memory', 'prefetch_factor', 'checkpoint', 'max_iters', 'max_epochs', 'val_interval',
+                        'val_begin', 'test_cfg', 'begin', 'end', 'milestones', 'T_max'))
+
+
+def _flat(node, prefix: str = '') -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f'{prefix}{key}.').items()}
+    if isinstance(node, (list, tuple)):
+        return {k: v for i, value in enumerate(node) for k, v in _flat(value, f'{prefix}{i}.').items()} or \
+            {prefix[:-1]: []}
+    return {prefix[:-1]: node}
+
+
+def _training_settings(cfg) -> dict:
+    flat = _flat({key: cfg.get(key) for key in TRAINING_KEYS})
+    return {key: value for key, value in flat.items() if MAY_CHANGE.isdisjoint(key.split('.'))}
+
+
+# The command-line option that sets a training setting, where the key alone would not tell a user.
+OPTION_OF = {'optim_wrapper.type': '--amp', 'optim_wrapper.dtype': '--amp', 'auto_scale_lr.enable': '--auto-scale-lr'}
+
+
+def checked_resume(cfg, request) -> None:
+    """A resume reads its checkpoint first (:func:`check_resume_from`)."""
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_resume_from(cfg, cfg.load_from, explicit=isinstance(getattr(request, 'resume', None), str))
+
+
+def check_resume_from(cfg, checkpoint: str, explicit: bool = False) -> None:
+    """Whether ``cfg`` may resume from ``checkpoint``: mmengine's resume runs
+    a ``meta['config']`` it finds as Python (a file's code must never run),
+    and a resume must go on with the settings the checkpoint was trained
+    with. ``explicit``: the user named the checkpoint (``--resume PATH``)."""
+    meta = read_checkpoint(checkpoint).get('meta') or {}
+    if isinstance(meta.get('config'), str):  # mmengine's Runner.resume reads it with Config.fromstring
+        try:
+            config_from_text(meta['config'])
+        except (SyntaxError, ValueError) as err:
+            raise CheckpointError(
+                f"Refusing to resume from {checkpoint}: its meta['config'] is Python code, not a config ({err}), "
+                "and mmengine's resume would run it. Resume only from checkpoints you trust.") from None
+    _same_training_settings(cfg, checkpoint, meta, explicit)
+
+
+def _same_training_settings(cfg, checkpoint: str, meta: dict, explicit: bool) -> None:
+    """mmengine keeps the run's config in each checkpoint and resumes
+    whatever the work dir holds: a seed sweep into one work dir reported the
+    first seed's metrics for each, and a changed learning rate would be
+    replaced by the checkpoint's optimizer state without a word."""
+    if not isinstance(meta.get('cfg'), str):
+        return  # a checkpoint saved without its config (not by mmengine's runner)
+    try:
+        saved = config_from_text(meta['cfg'])
+    except (SyntaxError, ValueError) as err:
+        print_log(f"The config saved in {checkpoint} is not plain data ({err}); it was not compared with this "
+                  "run's.", logger='current', level=logging.WARNING)
+        return
+    before, now = _training_settings(saved), _training_settings(cfg)
+    for settings in (before, now):  # no seed given: the one mmengine drew and saved
+        if settings.get('randomness.seed') is None and meta.get('seed') is not None:
+            settings['randomness.seed'] = meta['seed']
+    differ = [key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]
+    if not differ:
+        return
+    shown = '; '.join(f'{key}{f" ({OPTION_OF[key]})" if key in OPTION_OF else ""}: {before.get(key)!r} there, '
+                      f'{now.get(key)!r} now' for key in differ[:3])
+    more = f' (and {len(differ) - 3} more)' if len(differ) > 3 else ''
+    elsewhere = (f'--cfg-options load_from={checkpoint} without --resume to start a new run from its weights'
+                 if explicit else '--work-dir to start this run elsewhere')
+    raise OutputExistsError(
+        f"{checkpoint} was trained with other settings than this run's: {shown}{more}. Resuming would go on from "
+        'weights trained another way (a finished run would only be re-evaluated). Pass the options it was started '
+        f'with to resume it, or {elsewhere}.')
 
 
 def crash_safe_checkpoints(cfg, request) -> None:

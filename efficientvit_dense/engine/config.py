@@ -4,6 +4,7 @@ silently) or keyword (the class's TypeError, buried in a traceback).
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import importlib
@@ -72,6 +73,35 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
         set_data_root(cfg, data_root)
     fill_classes_from_folders(cfg)
     return cfg
+
+
+def config_from_text(text: str) -> Config:
+    """A config saved as text (``meta['cfg']`` of an mmengine checkpoint) read
+    as data, never run: ``Config.fromstring`` executes the text, and a
+    checkpoint's text is as trusted as its pickles, which are loaded with
+    ``weights_only=True``. ``ValueError`` if it holds anything but
+    ``name = value`` lines of literals, lists, tuples and dicts."""
+    values = {}
+    for node in ast.parse(text).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f'line {node.lineno} is not a `name = value` assignment')
+        values[node.targets[0].id] = _plain_value(node.value)
+    return Config(values)
+
+
+def _plain_value(node: ast.expr):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args \
+            and all(keyword.arg for keyword in node.keywords):
+        return {keyword.arg: _plain_value(keyword.value) for keyword in node.keywords}
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_plain_value(key): _plain_value(value) for key, value in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_plain_value(element) for element in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    try:
+        return ast.literal_eval(node)  # numbers (negative ones too), strings, True/False/None, sets
+    except ValueError:
+        raise ValueError(f'line {node.lineno} holds an expression, not a value') from None
 
 
 def set_data_root(cfg: Config, data_root: str) -> None:

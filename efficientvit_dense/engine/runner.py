@@ -25,7 +25,14 @@ from mmengine.runner import Runner
 from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UserError
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-from .checkpointing import choose_resume, crash_safe_checkpoints, hold_work_dir, launch_rank, release_work_dir
+from .checkpointing import (
+    checked_resume,
+    choose_resume,
+    crash_safe_checkpoints,
+    hold_work_dir,
+    launch_rank,
+    release_work_dir,
+)
 from .config import AMP_DTYPES, DATALOADERS, config_errors
 from .data_checks import (
     BackgroundChecks,
@@ -179,6 +186,7 @@ TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
     ('mixed precision (--amp)', mixed_precision),
     ('learning rate scaled to the batch (--auto-scale-lr)', scaled_learning_rate),
     ('checkpoints written whole, old ones removed last', crash_safe_checkpoints),
+    ('a resume goes on with its checkpoint\'s settings and runs none of its code', checked_resume),
     ('the annotations hold what the run will read', annotations_checked_meanwhile),  # last: it forks
 )
 TEST_STEPS: tuple[tuple[str, Step], ...] = (

@@ -49,3 +49,34 @@ def test_comparison_trains_times_and_reports_each_backbone(tmp_path):
     assert second['markdown'] != first['markdown'] and osp.exists(first['markdown'])
     assert sorted(p.name for p in run_dir.glob('*.pth')) == ['iter_2.pth']
     assert (run_dir / 'iter_2.pth').stat().st_mtime_ns == saved  # a second training would have saved it anew
+
+
+@pytest.mark.parametrize('setting, refusal', [
+    ('train_cfg = dict(max_iters=4)', r'different training budgets \(retinanet_efficientvit_m0_synthetic.py: \d+ '
+                                      r'iterations of batch \d+; mobilenet_longer.py: 4 iterations'),
+    ('image_size = (160, 160)', r'different image sizes \(retinanet_efficientvit_m0_synthetic.py: \(192, 192\); '
+                                r'mobilenet_longer.py: \(160, 160\)')])
+def test_comparison_refuses_unequal_runs_before_training_any(tmp_path, monkeypatch, setting, refusal):
+    from efficientvit_dense.apps import comparison
+    from efficientvit_dense.errors import ConfigError
+
+    m0, mobilenet = (next(c for c in COMPARISON_CONFIGS if name in c) for name in ('efficientvit_m0', 'mobilenetv2'))
+    other = tmp_path / 'mobilenet_longer.py'
+    other.write_text(f'_base_ = {mobilenet!r}\n{setting}\n')
+    monkeypatch.setattr(comparison, 'train', lambda *args, **kwargs: pytest.fail('trained before the check'))
+    with pytest.raises(ConfigError, match=refusal):
+        compare_backbones([m0, str(other)], work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'))
+    assert not (tmp_path / 'data').exists()  # nor was the dataset generated
+
+
+def test_comparison_refuses_two_configs_that_would_share_a_work_dir(tmp_path, monkeypatch):
+    from efficientvit_dense.apps import comparison
+    from efficientvit_dense.errors import ConfigError
+
+    m0, mobilenet = (next(c for c in COMPARISON_CONFIGS if name in c) for name in ('efficientvit_m0', 'mobilenetv2'))
+    twin = tmp_path / osp.basename(m0)
+    twin.write_text(f'_base_ = {m0!r}\n')
+    monkeypatch.setattr(comparison, 'train', lambda *args, **kwargs: pytest.fail('trained before the check'))
+    with pytest.raises(ConfigError, match=f'{m0} and {twin} would share .*retinanet_efficientvit_m0_synthetic.$'):
+        compare_backbones([m0, mobilenet, str(twin)], work_root=str(tmp_path / 'compare'),
+                          data_root=str(tmp_path / 'data'))

@@ -10,7 +10,7 @@ import time
 from ..analysis.benchmark import benchmark_together, timed_target
 from ..analysis.records import new_stem, save_records
 from ..analysis.report import collect, plot, to_markdown
-from ..engine.checkpointing import latest_checkpoint
+from ..engine.checkpointing import check_resume_from, latest_checkpoint
 from ..engine.config import load_config, resolve_config_path
 from ..engine.runner import train
 from ..errors import ConfigError
@@ -27,21 +27,35 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
                       warmup: int = 2, repeats: int = 10, cfg_options: dict | None = None,
                       spec: SyntheticSpec = SyntheticSpec()) -> dict:
     """Train each config in its own work dir under ``work_root`` (a finished
-    run is resumed, so not trained again), time every predict path in
+    run is resumed, so not trained again; configs with other image sizes or
+    training budgets are refused first), time every predict path in
     ``modes`` on the CPU at the configs' image size, then write a new
     ``report_<time>.md`` and ``.png`` there. Returns the table and paths."""
     start = time.perf_counter()
     configs = [resolve_config_path(config) for config in configs]  # a missing one stops before any work
+    work_dirs = [osp.join(work_root, osp.splitext(osp.basename(config))[0]) for config in configs]
+    for work_dir in set(work_dirs):
+        sharing = [config for config, other in zip(configs, work_dirs) if other == work_dir]
+        if len(sharing) > 1:
+            raise ConfigError(f'The compared configs need file names of their own: each trains in {work_root}/<name>, '
+                              f'and {" and ".join(sharing)} would share {work_dir}.')
+    cfgs = [load_config(config, cfg_options, work_dir=work_dir, data_root=data_root)
+            for config, work_dir in zip(configs, work_dirs)]
+    # Differences found after hours of training would be too late; a table of unequal runs would be wrong.
+    for what, setting in (('image sizes', lambda cfg: tuple(cfg.image_size)), ('training budgets', _budget)):
+        values = {config: setting(cfg) for config, cfg in zip(configs, cfgs)}
+        if len(set(values.values())) > 1:
+            shown = '; '.join(f'{osp.basename(config)}: {value}' for config, value in values.items())
+            raise ConfigError(f'The compared configs train with different {what} ({shown}); one is needed, '
+                              'or the table compares unequal runs.')
+    for cfg in cfgs:  # a run here trained another way would stop the comparison halfway, after hours
+        if latest_checkpoint(cfg.work_dir):
+            check_resume_from(cfg, latest_checkpoint(cfg.work_dir))
     generate(data_root, spec)
     runs = []
-    for config in configs:
-        work_dir = osp.join(work_root, osp.splitext(osp.basename(config))[0])
-        cfg = load_config(config, cfg_options, work_dir=work_dir, data_root=data_root)
+    for config, work_dir, cfg in zip(configs, work_dirs, cfgs):
         train(cfg, resume=True)
         runs.append((config, work_dir, latest_checkpoint(work_dir), tuple(cfg.image_size)))
-    sizes = {size for *_, size in runs}
-    if len(sizes) > 1:
-        raise ConfigError(f'The compared configs train at different image sizes {sorted(sizes)}; one is needed.')
     # One run, models in turns: the ratios between them are what the comparison is for.
     targets = [timed_target(config, size, batch_size, modes, 'cpu', checkpoint, work_dir, cfg_options)
                for config, work_dir, checkpoint, size in runs]
@@ -56,3 +70,10 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
         f.write(table)
     return dict(table=table, markdown=stem + '.md', plot=plot(rows, stem + '.png'),
                 wall_s=time.perf_counter() - start)
+
+
+def _budget(cfg) -> str:
+    """How long a config trains and on how many images a step."""
+    loop = cfg.train_cfg
+    length = f'{loop.max_iters} iterations' if loop.get('max_iters') else f'{loop.get("max_epochs")} epochs'
+    return f'{length} of batch {cfg.train_dataloader.batch_size}'

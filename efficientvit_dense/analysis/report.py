@@ -43,30 +43,37 @@ def last_benchmark(work_dir: str) -> dict | None:
     return records[0] if isinstance(records, list) else records
 
 
-def precision_records(work_dir: str) -> list[dict]:
+def precision_records(work_dir: str) -> tuple[list[dict], str | None]:
     """The records of the newest ``precision_*.json`` in ``work_dir``
-    (tools/precision_cost.py): one per precision, each with its accuracy
-    and its speed."""
+    (tools/precision_cost.py), one per precision, each with its accuracy
+    and its speed, and that file; ``([], None)`` if there is none."""
     files = sorted(glob.glob(osp.join(work_dir, 'precision_*.json')), key=osp.getmtime)
     if not files:
-        return []
+        return [], None
     with open(files[-1]) as f:
-        return json.load(f)
+        return json.load(f), files[-1]
+
+
+def _newest_mtime(paths: list[str]) -> float:
+    return max(map(osp.getmtime, paths), default=0.0)
 
 
 def collect(work_dirs: list[str]) -> list[dict]:
     """One row per work dir (its last evaluation and newest benchmark), or
-    one per precision where tools/precision_cost.py measured them."""
+    one per precision where tools/precision_cost.py's record is newer than
+    the work dir's checkpoints and benchmarks (a resumed training changed
+    the model it measured; a new benchmark is the figure asked for)."""
     rows = []
     for work_dir in work_dirs:
         name = osp.basename(osp.normpath(work_dir))
-        by_precision = precision_records(work_dir)
-        if by_precision:
+        by_precision, precision_file = precision_records(work_dir)
+        later = _newest_mtime(glob.glob(osp.join(work_dir, 'benchmark*.json')) + glob.glob(osp.join(work_dir, '*.pth')))
+        if by_precision and osp.getmtime(precision_file) >= later:
             rows += [dict(name=f'{name} ({r["precision"]})', work_dir=work_dir, metric=r['metric'], value=r['value'],
                           speed=r) for r in by_precision]
             continue
         accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
-        if accuracy is None and speed is None:
+        if accuracy is None and speed is None and not by_precision:
             continue
         timed_elsewhere = None
         if accuracy is not None and speed is not None and not _times_the_trained_model(speed, work_dir):
@@ -75,7 +82,7 @@ def collect(work_dirs: list[str]) -> list[dict]:
         # measures those).
         other_precision = accuracy is not None and speed is not None and _precision(speed) != 'float32'
         rows.append(dict(name=name, work_dir=work_dir, speed=speed, float32_accuracy_only=other_precision,
-                         timed_elsewhere=timed_elsewhere,
+                         timed_elsewhere=timed_elsewhere, superseded=precision_file if by_precision else None,
                          metric=accuracy[0] if accuracy and not other_precision else None,
                          value=accuracy[1] if accuracy and not other_precision else None))
     return rows
@@ -123,6 +130,11 @@ def to_markdown(rows: list[dict]) -> str:
             lines.append(f'\n§ {row["name"]}: its newest benchmark record timed {row["timed_elsewhere"]}, not the '
                          'config trained there; time that config with tools/benchmark.py --work-dir '
                          f'{row["work_dir"]}.')
+    for row in rows:
+        if row.get('superseded'):
+            lines.append(f'\n¶ {row["name"]}: {osp.basename(row["superseded"])} (tools/precision_cost.py) is older '
+                         'than its newest checkpoint or benchmark; run precision_cost.py again for a row per '
+                         'precision.')
     if any(r.get('float32_accuracy_only') for r in rows):
         lines.append('\n‡ the run validated in float32 only; tools/precision_cost.py measures the accuracy in '
                      'bfloat16 and int8 (and its record replaces this row).')

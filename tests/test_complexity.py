@@ -38,3 +38,25 @@ def test_tool_prints_the_figures_and_the_convention_or_one_error_line():
     result = run_tool_in_process('get_flops.py', 'm9')
     assert result.returncode == 1 and "'m9' is neither an arch" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_a_two_stage_detector_counts_its_roi_heads_on_the_proposals_it_names():
+    """mmdet's two-stage tensor forward needs the image's meta data (it was a TypeError) and runs its RoI heads
+    on the RPN's proposals: the count depends on how many, and says so."""
+    cfg = load_config(osp.join(REPO, 'configs', 'mask_rcnn_efficientvit_m4_coco.py'))
+    many = count(build_config_model(cfg), 256, 256)
+    cfg.model.test_cfg.rpn.max_per_img = 10
+    few = count(build_config_model(cfg), 256, 256)
+    assert few['rois'] == [10, 10]  # the box head's RoIs, then the first 100 of them for the mask head
+    boxes, masks = many['rois']
+    assert boxes > 100 and masks == 100
+    # Multiply-adds per RoI: the box head's fully connected layers on 256x7x7 features (two of 1024, then 81
+    # scores and 320 deltas); the mask head's four 3x3 convolutions at 14x14, its 2x2 deconvolution and 80 logits
+    per_box = 256 * 49 * 1024 + 1024 * 1024 + 1024 * (81 + 320)
+    per_mask = 4 * 256 * 256 * 9 * 196 + 256 * 256 * 4 * 196 + 256 * 80 * 784
+    assert many['flops'] - few['flops'] == pytest.approx((boxes - 10) * per_box + 90 * per_mask, rel=0.02)
+
+    printed = run_tool_in_process('get_flops.py', 'configs/mask_rcnn_efficientvit_m4_coco.py', '--shape', '128', '128')
+    assert printed.returncode == 0, printed.stderr
+    assert 'The RoI heads ran on ' in printed.stdout
+    assert " boxes: the RPN's proposals on a blank image" in printed.stdout

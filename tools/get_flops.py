@@ -8,7 +8,8 @@ the paper's table) or of any config's model, at a given input size.
 FLOPs count each multiply-add once (mmengine's counter, the convention of the
 paper's table); norms, activations, softmax, resizing, pooling and
 element-wise ops are not counted. Detectors and segmentors are counted up to
-their raw head outputs.
+their raw head outputs, on a blank image; a two-stage detector's RoI heads
+on the proposals its RPN gives that image (the tool says how many).
 """
 import os.path as osp
 
@@ -35,6 +36,9 @@ def main(argv=None):
         result = count(model, height, width)
         print(f'{name}\ninput 3x{height}x{width}: {result["params"] / 1e6:.2f}M parameters, '
               f'{result["flops"] / 1e9:.3f} GFLOPs\n{CONVENTION}')
+        if result['rois']:
+            print(f'The RoI heads ran on {" and ".join(map(str, result["rois"]))} boxes: the RPN\'s proposals on a '
+                  'blank image. Their FLOPs grow with the proposals an image gets.')
 
     cli.run(run)
 

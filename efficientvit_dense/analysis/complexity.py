@@ -10,6 +10,7 @@ too: M0 came to 80.8M against the paper's 79M, 79.2M without them.
 from __future__ import annotations
 
 import logging
+import sys
 
 import torch
 import torch.nn as nn
@@ -59,20 +60,66 @@ def _not_counted(inputs, outputs) -> int:
     return 0
 
 
+class _WithImageMeta(nn.Module):
+    """An mmdet detector's tensor forward on one image, with the image's
+    meta data: a two-stage detector's RPN needs its shape to clip the
+    proposals it passes to the RoI heads."""
+
+    def __init__(self, detector: nn.Module, height: int, width: int):
+        super().__init__()
+        from mmdet.structures import DetDataSample
+
+        self.detector = detector
+        shape = (height, width)
+        self.samples = [DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                                    batch_input_shape=shape, scale_factor=(1.0, 1.0)))]
+
+    def forward(self, inputs):
+        return self.detector(inputs, self.samples, mode='tensor')
+
+
+def _is_mmdet_detector(model: nn.Module) -> bool:
+    if 'mmdet' not in sys.modules:  # an mmdet model was never built here
+        return False
+    from mmdet.models.detectors import BaseDetector
+
+    return isinstance(model, BaseDetector)
+
+
+def _count_rois(model: nn.Module, rois: list) -> list:
+    """Hooks that append how many boxes each RoI feature extraction of
+    ``model`` runs on (one per extractor, per cascade stage in a
+    Cascade R-CNN) to ``rois``."""
+    if not _is_mmdet_detector(model):
+        return []
+    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
+
+    return [module.register_forward_pre_hook(lambda _, args: rois.append(int(args[1].shape[0])))
+            for module in model.modules() if isinstance(module, BaseRoIExtractor)]
+
+
 def count(model: nn.Module, height: int, width: int) -> dict:
-    """``{'params', 'flops'}`` of ``model``'s tensor forward on one
-    ``3 x height x width`` image (detectors and segmentors: up to the raw head
-    outputs, without post-processing)."""
+    """``{'params', 'flops', 'rois'}`` of ``model``'s tensor forward on one
+    blank ``3 x height x width`` image (detectors and segmentors: up to the
+    raw head outputs, without post-processing). ``rois`` lists the boxes
+    each RoI feature extractor of a two-stage detector ran on (empty for
+    other models): the RPN's proposals on that image, so their FLOPs depend
+    on the image (mmdet's tool counts on a dataset image)."""
     model = model.eval()
+    traced = _WithImageMeta(model, height, width) if _is_mmdet_detector(model) else model
+    rois = []
+    hooks = _count_rois(model, rois)
     # The counter warns once per operator it skips (ReLU, softmax, ...), by design; keep the output readable.
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
         with torch.no_grad():
-            counter = FlopAnalyzer(model, (torch.zeros(1, 3, height, width),))
+            counter = FlopAnalyzer(traced, (torch.zeros(1, 3, height, width),))
             # A handle of None does not replace a default one (mmengine 0.10.7 only adds it to the ignored ops)
             flops = counter.set_op_handle(**{op: _not_counted for op in NOT_COUNTED}).total()
     finally:
         logger.setLevel(level)
-    return dict(params=parameter_count(model)[''], flops=flops)
+        for hook in hooks:
+            hook.remove()
+    return dict(params=parameter_count(model)[''], flops=flops, rois=rois)

@@ -60,3 +60,12 @@ def test_a_two_stage_detector_counts_its_roi_heads_on_the_proposals_it_names():
     assert printed.returncode == 0, printed.stderr
     assert 'The RoI heads ran on ' in printed.stdout
     assert " boxes: the RPN's proposals on a blank image" in printed.stdout
+
+
+def test_a_segmentors_auxiliary_head_is_named_apart_from_what_inference_runs():
+    cfg = load_config(osp.join(REPO, 'configs', 'upernet_efficientvit_m4_ade20k.py'))
+    result = count(build_config_model(cfg), 128, 128)
+    del cfg.model['auxiliary_head']
+    inference_only = count(build_config_model(cfg), 128, 128)
+    assert result['params'] - result['training_only_params'] == inference_only['params']
+    assert result['training_only_params'] > 0 and result['flops'] == inference_only['flops']

@@ -36,6 +36,9 @@ def main(argv=None):
         result = count(model, height, width)
         print(f'{name}\ninput 3x{height}x{width}: {result["params"] / 1e6:.2f}M parameters, '
               f'{result["flops"] / 1e9:.3f} GFLOPs\n{CONVENTION}')
+        if result['training_only_params']:
+            print(f'The parameters include {result["training_only_params"] / 1e6:.2f}M of an auxiliary head that '
+                  'trains only: inference runs without it (its FLOPs are not counted).')
         if result['rois']:
             print(f'The RoI heads ran on {" and ".join(map(str, result["rois"]))} boxes: the RPN\'s proposals on a '
                   'blank image. Their FLOPs grow with the proposals an image gets.')

@@ -99,12 +99,14 @@ def _count_rois(model: nn.Module, rois: list) -> list:
 
 
 def count(model: nn.Module, height: int, width: int) -> dict:
-    """``{'params', 'flops', 'rois'}`` of ``model``'s tensor forward on one
-    blank ``3 x height x width`` image (detectors and segmentors: up to the
-    raw head outputs, without post-processing). ``rois`` lists the boxes
-    each RoI feature extractor of a two-stage detector ran on (empty for
-    other models): the RPN's proposals on that image, so their FLOPs depend
-    on the image (mmdet's tool counts on a dataset image)."""
+    """``{'params', 'flops', 'rois', 'training_only_params'}`` of
+    ``model``'s tensor forward on one blank ``3 x height x width`` image
+    (detectors and segmentors: up to the raw head outputs, without
+    post-processing). ``rois`` lists the boxes each RoI feature extractor of
+    a two-stage detector ran on (empty for other models): the RPN's
+    proposals on that image, so their FLOPs depend on the image (mmdet's
+    tool counts on a dataset image). ``training_only_params``: those of an
+    mmseg auxiliary head, counted in ``params``."""
     model = model.eval()
     traced = _WithImageMeta(model, height, width) if _is_mmdet_detector(model) else model
     rois = []
@@ -122,4 +124,8 @@ def count(model: nn.Module, height: int, width: int) -> dict:
         logger.setLevel(level)
         for hook in hooks:
             hook.remove()
-    return dict(params=parameter_count(model)[''], flops=flops, rois=rois)
+    # mmseg's auxiliary head trains only: its parameters are in the model (as mmseg's tool counts them), its
+    # FLOPs are not in the tensor forward
+    auxiliary = getattr(model, 'auxiliary_head', None) if getattr(model, 'with_auxiliary_head', False) else None
+    return dict(params=parameter_count(model)[''], flops=flops, rois=rois,
+                training_only_params=parameter_count(auxiliary)[''] if auxiliary is not None else 0)

@@ -195,6 +195,15 @@ def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):
     with pytest.raises(OutputExistsError, match=r'randomness\.seed: 1234 there, 1 now'):
         check_resume_from(resuming(**{'randomness.seed': 1}), checkpoint)
 
+    # A run started with mmdet's own train.py --amp resumes with ours (float16 is AmpOptimWrapper's default);
+    # without --amp it is told which option differs
+    mmdet_amp = resuming(**{'optim_wrapper.type': 'AmpOptimWrapper', 'optim_wrapper.loss_scale': 'dynamic'})
+    torch.save({'meta': {'cfg': mmdet_amp.pretty_text}, 'state_dict': {}}, checkpoint)
+    check_resume_from(resuming(**{'optim_wrapper.type': 'AmpOptimWrapper', 'optim_wrapper.loss_scale': 'dynamic',
+                                  'optim_wrapper.dtype': 'float16'}), checkpoint)
+    with pytest.raises(OutputExistsError, match=r"optim_wrapper\.dtype \(--amp\): 'float16' there, None now"):
+        check_resume_from(resuming(), checkpoint)
+
 
 def test_the_config_a_checkpoint_holds_is_read_as_data_never_run(tmp_path):
     """mmengine's resume reads a meta['config'] with Config.fromstring, which runs it: a checkpoint's code must

@@ -309,9 +309,11 @@ def _same_training_settings(cfg, checkpoint: str, meta: dict, explicit: bool) ->
                   "run's.", logger='current', level=logging.WARNING)
         return
     before, now = _training_settings(saved), _training_settings(cfg)
-    for settings in (before, now):  # no seed given: the one mmengine drew and saved
+    for settings in (before, now):
         if settings.get('randomness.seed') is None and meta.get('seed') is not None:
-            settings['randomness.seed'] = meta['seed']
+            settings['randomness.seed'] = meta['seed']  # no seed given: the one mmengine drew and saved
+        if settings.get('optim_wrapper.type') == 'AmpOptimWrapper':  # mmdet's train.py --amp names no dtype
+            settings.setdefault('optim_wrapper.dtype', 'float16')
     differ = [key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]
     if not differ:
         return

@@ -80,3 +80,19 @@ def test_comparison_refuses_two_configs_that_would_share_a_work_dir(tmp_path, mo
     with pytest.raises(ConfigError, match=f'{m0} and {twin} would share .*retinanet_efficientvit_m0_synthetic.$'):
         compare_backbones([m0, mobilenet, str(twin)], work_root=str(tmp_path / 'compare'),
                           data_root=str(tmp_path / 'data'))
+
+
+def test_comparison_refuses_a_work_dir_trained_another_way_before_training_any(tmp_path, monkeypatch):
+    import torch
+
+    from efficientvit_dense.apps import comparison
+    from efficientvit_dense.errors import OutputExistsError
+
+    m0, mobilenet = (next(c for c in COMPARISON_CONFIGS if name in c) for name in ('efficientvit_m0', 'mobilenetv2'))
+    run_dir = tmp_path / 'compare' / 'retinanet_mobilenetv2_synthetic'
+    run_dir.mkdir(parents=True)
+    trained_so = load_config(mobilenet, {'randomness.seed': 7}, work_dir=str(run_dir), data_root=str(tmp_path / 'data'))
+    torch.save({'meta': {'cfg': trained_so.pretty_text}, 'state_dict': {}}, run_dir / 'iter_2.pth')
+    monkeypatch.setattr(comparison, 'train', lambda *args, **kwargs: pytest.fail('trained before the check'))
+    with pytest.raises(OutputExistsError, match=r'iter_2.pth was trained with other settings .*randomness.seed: 7'):
+        compare_backbones([m0, mobilenet], work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'))

@@ -85,6 +85,9 @@ def test_an_earlier_run_is_never_overwritten(trained):
     with pytest.raises(FileExistsError, match=r'iter_2.pth was trained with other settings .*randomness.seed: \d+ '
                                               'there, 1 now'):
         train(cfg, resume=True)
+    # Named with --resume PATH (another run's checkpoint, say), its weights may start a new run instead
+    with pytest.raises(FileExistsError, match=r'or --cfg-options load_from=\S+iter_2.pth without --resume'):
+        train(cfg, resume=str(tmp / 'run' / 'iter_2.pth'))
 
 
 @pytest.mark.parametrize('config', ['shipped', 'saved by the run'])

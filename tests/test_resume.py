@@ -219,3 +219,27 @@ def test_the_config_a_checkpoint_holds_is_read_as_data_never_run(tmp_path):
     torch.save({'meta': {'cfg': code.replace('open(', 'x = open(')}, 'state_dict': {}}, checkpoint)
     check_resume_from(cfg, checkpoint)
     assert not ran.exists()
+    # Plain data can still name code that Config.fromstring would run: a _base_ file, custom_imports modules
+    torch.save({'meta': {'config': f"_base_ = {str(tmp_path / 'evil.py')!r}\n"}, 'state_dict': {}}, checkpoint)
+    with pytest.raises(CheckpointError, match=r"its _base_ would be loaded"):
+        check_resume_from(cfg, checkpoint)
+
+
+@pytest.mark.parametrize('config', [
+    dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={'.cls_token': dict(decay_mult=0.0)}))),  # dict({...})
+    dict(clip=float('inf'), steps=[dict(a=1), (1, -2.5)], quote='it\'s "q"', none=None, flag=True)])
+def test_the_config_text_mmengine_saves_reads_back_as_the_same_data(config):
+    from mmengine.config import Config
+
+    from efficientvit_dense.engine.config import config_from_text
+    assert config_from_text(Config(config).pretty_text).to_dict() == Config(config).to_dict()
+
+
+@pytest.mark.parametrize('text, refusal', [
+    ('x = {[1]: 2}\n', 'a dict key that is not a plain value'), ('filename = 1\n', 'which a config may not'),
+    ('x = dict(**y)\n', 'holds an expression'), ('x = y.z\n', 'holds an expression'),
+    ('import os\n', 'not a `name = value`')])
+def test_config_text_that_is_not_plain_data_is_refused_not_run(text, refusal):
+    from efficientvit_dense.engine.config import config_from_text
+    with pytest.raises(ValueError, match=refusal):
+        config_from_text(text)

@@ -137,7 +137,7 @@ def to_markdown(rows: list[dict]) -> str:
                          'precision.')
     if any(r.get('float32_accuracy_only') for r in rows):
         lines.append('\n‡ the run validated in float32 only; tools/precision_cost.py measures the accuracy in '
-                     'bfloat16 and int8 (and its record replaces this row).')
+                     'bfloat16 and int8 (its record, while the newest, replaces this row).')
     return '\n'.join(lines) + '\n'
 
 

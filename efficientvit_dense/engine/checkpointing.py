@@ -248,8 +248,9 @@ def choose_resume(cfg, request) -> None:
 TRAINING_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler', 'randomness', 'train_cfg',
                  'custom_hooks', 'auto_scale_lr')
 # Within those, settings a resumed run may change (a key with one of these parts): where the files are, how the
-# loader works, how long the run is and when it validates (the schedulers' positions follow it, and resuming
-# restores them from the checkpoint), how the model predicts.
+# loader works, how long the run is and when it validates, how the model predicts. The schedulers' positions
+# follow the run's length in most configs, so they may differ too, though mmengine's resume restores the
+# checkpoint's (it loads each scheduler's state).
 MAY_CHANGE = frozenset(('data_root', 'ann_file', 'data_prefix', 'backend_args', 'num_workers', 'persistent_workers',
                         'pin_memory', 'prefetch_factor', 'checkpoint', 'max_iters', 'max_epochs', 'val_interval',
                         'val_begin', 'test_cfg', 'begin', 'end', 'milestones', 'T_max'))
@@ -273,8 +274,15 @@ def _training_settings(cfg) -> dict:
 OPTION_OF = {'optim_wrapper.type': '--amp', 'optim_wrapper.dtype': '--amp', 'auto_scale_lr.enable': '--auto-scale-lr'}
 
 
+# Keys of plain data that make Config.fromstring run other code: it executes _base_ files and imports the
+# custom_imports modules.
+RUN_ON_READING = ('_base_', 'custom_imports')
+
+
 def checked_resume(cfg, request) -> None:
-    """A resume reads its checkpoint first (:func:`check_resume_from`)."""
+    """The training step: a resume reads its checkpoint first
+    (:func:`check_resume_from`, which the comparison calls before training
+    any of its configs)."""
     if cfg.get('resume') and cfg.get('load_from'):
         check_resume_from(cfg, cfg.load_from, explicit=isinstance(getattr(request, 'resume', None), str))
 
@@ -287,7 +295,10 @@ def check_resume_from(cfg, checkpoint: str, explicit: bool = False) -> None:
     meta = read_checkpoint(checkpoint).get('meta') or {}
     if isinstance(meta.get('config'), str):  # mmengine's Runner.resume reads it with Config.fromstring
         try:
-            config_from_text(meta['config'])
+            config = config_from_text(meta['config'])
+            for key in RUN_ON_READING:
+                if key in config:
+                    raise ValueError(f'its {key} would be loaded')
         except (SyntaxError, ValueError) as err:
             raise CheckpointError(
                 f"Refusing to resume from {checkpoint}: its meta['config'] is Python code, not a config ({err}), "

@@ -80,26 +80,41 @@ def config_from_text(text: str) -> Config:
     as data, never run: ``Config.fromstring`` executes the text, and a
     checkpoint's text is as trusted as its pickles, which are loaded with
     ``weights_only=True``. ``ValueError`` if it holds anything but
-    ``name = value`` lines of literals, lists, tuples and dicts."""
+    ``name = value`` lines of literals, lists, tuples and dicts (as
+    mmengine's ``pretty_text`` writes them)."""
     values = {}
     for node in ast.parse(text).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise ValueError(f'line {node.lineno} is not a `name = value` assignment')
         values[node.targets[0].id] = _plain_value(node.value)
-    return Config(values)
+    try:
+        return Config(values)
+    except KeyError as err:  # a name mmengine's Config reserves (filename, text, ...)
+        raise ValueError(f'it sets {err}, which a config may not') from None
+
+
+# pretty_text writes float('inf') and float('nan') by their repr
+_FLOAT_NAMES = {'inf': float('inf'), 'nan': float('nan')}
 
 
 def _plain_value(node: ast.expr):
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args \
-            and all(keyword.arg for keyword in node.keywords):
-        return {keyword.arg: _plain_value(keyword.value) for keyword in node.keywords}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict':
+        if not node.args and all(keyword.arg for keyword in node.keywords):
+            return {keyword.arg: _plain_value(keyword.value) for keyword in node.keywords}
+        if len(node.args) == 1 and isinstance(node.args[0], ast.Dict) and not node.keywords:
+            return _plain_value(node.args[0])  # dict({'.cls_token': ...}): keys that are not names
     if isinstance(node, ast.Dict) and None not in node.keys:
-        return {_plain_value(key): _plain_value(value) for key, value in zip(node.keys, node.values)}
+        keys = [_plain_value(key) for key in node.keys]
+        if not all(isinstance(key, (str, int, float, bool, type(None))) for key in keys):
+            raise ValueError(f'line {node.lineno} holds a dict key that is not a plain value')
+        return dict(zip(keys, (_plain_value(value) for value in node.values)))
     if isinstance(node, (ast.List, ast.Tuple)):
         values = [_plain_value(element) for element in node.elts]
         return values if isinstance(node, ast.List) else tuple(values)
+    if isinstance(node, ast.Name) and node.id in _FLOAT_NAMES:
+        return _FLOAT_NAMES[node.id]
     try:
-        return ast.literal_eval(node)  # numbers (negative ones too), strings, True/False/None, sets
+        return ast.literal_eval(node)  # numbers (negative ones too), strings, True/False/None
     except ValueError:
         raise ValueError(f'line {node.lineno} holds an expression, not a value') from None
 

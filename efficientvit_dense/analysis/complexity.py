@@ -86,16 +86,14 @@ def _is_mmdet_detector(model: nn.Module) -> bool:
     return isinstance(model, BaseDetector)
 
 
-def _count_rois(model: nn.Module, rois: list) -> list:
-    """Hooks that append how many boxes each RoI feature extraction of
-    ``model`` runs on (one per extractor, per cascade stage in a
+def _count_rois(detector: nn.Module, rois: list) -> list:
+    """Hooks that append how many boxes each RoI feature extraction of an
+    mmdet ``detector`` runs on (one per extractor, per cascade stage in a
     Cascade R-CNN) to ``rois``."""
-    if not _is_mmdet_detector(model):
-        return []
     from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
 
     return [module.register_forward_pre_hook(lambda _, args: rois.append(int(args[1].shape[0])))
-            for module in model.modules() if isinstance(module, BaseRoIExtractor)]
+            for module in detector.modules() if isinstance(module, BaseRoIExtractor)]
 
 
 def count(model: nn.Module, height: int, width: int) -> dict:
@@ -108,9 +106,10 @@ def count(model: nn.Module, height: int, width: int) -> dict:
     tool counts on a dataset image). ``training_only_params``: those of an
     mmseg auxiliary head, counted in ``params``."""
     model = model.eval()
-    traced = _WithImageMeta(model, height, width) if _is_mmdet_detector(model) else model
+    detector = _is_mmdet_detector(model)
+    traced = _WithImageMeta(model, height, width) if detector else model
     rois = []
-    hooks = _count_rois(model, rois)
+    hooks = _count_rois(model, rois) if detector else []
     # The counter warns once per operator it skips (ReLU, softmax, ...), by design; keep the output readable.
     logger = MMLogger.get_current_instance()
     level = logger.level

@@ -67,8 +67,8 @@ def collect(work_dirs: list[str]) -> list[dict]:
     for work_dir in work_dirs:
         name = osp.basename(osp.normpath(work_dir))
         by_precision, precision_file = precision_records(work_dir)
-        later = _newest_mtime(glob.glob(osp.join(work_dir, 'benchmark*.json')) + glob.glob(osp.join(work_dir, '*.pth')))
-        if by_precision and osp.getmtime(precision_file) >= later:
+        if by_precision and osp.getmtime(precision_file) >= _newest_mtime(
+                glob.glob(osp.join(work_dir, 'benchmark*.json')) + glob.glob(osp.join(work_dir, '*.pth'))):
             rows += [dict(name=f'{name} ({r["precision"]})', work_dir=work_dir, metric=r['metric'], value=r['value'],
                           speed=r) for r in by_precision]
             continue

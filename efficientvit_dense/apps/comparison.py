@@ -49,21 +49,20 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
             raise ConfigError(f'The compared configs train with different {what} ({shown}); one is needed, '
                               'or the table compares unequal runs.')
     for cfg in cfgs:  # a run here trained another way would stop the comparison halfway, after hours
-        if latest_checkpoint(cfg.work_dir):
-            check_resume_from(cfg, latest_checkpoint(cfg.work_dir))
+        if earlier := latest_checkpoint(cfg.work_dir):
+            check_resume_from(cfg, earlier)
     generate(data_root, spec)
-    runs = []
-    for config, work_dir, cfg in zip(configs, work_dirs, cfgs):
+    for cfg in cfgs:
         train(cfg, resume=True)
-        runs.append((config, work_dir, latest_checkpoint(work_dir), tuple(cfg.image_size)))
     # One run, models in turns: the ratios between them are what the comparison is for.
-    targets = [timed_target(config, size, batch_size, modes, 'cpu', checkpoint, work_dir, cfg_options)
-               for config, work_dir, checkpoint, size in runs]
+    size = tuple(cfgs[0].image_size)
+    targets = [timed_target(config, size, batch_size, modes, 'cpu', latest_checkpoint(work_dir), work_dir,
+                            cfg_options) for config, work_dir in zip(configs, work_dirs)]
     records = benchmark_together(targets, batch_size, 'cpu', warmup, repeats)
-    for record, (config, work_dir, *_) in zip(records, runs):
+    for record, config, work_dir in zip(records, configs, work_dirs):
         record['model'] = osp.relpath(config, REPO_ROOT)
         save_records([record], work_dir)
-    rows = collect([work_dir for _, work_dir, *_ in runs])
+    rows = collect(work_dirs)
     table = to_markdown(rows)
     stem = new_stem(work_root, 'report', extensions=('.md', '.png'))
     with open(stem + '.md', 'x') as f:

@@ -237,6 +237,28 @@ def test_a_misspelt_key_is_named(data):
         train(cfg)
 
 
+def test_setting_a_variable_that_other_keys_were_built_from_is_refused_naming_those_keys(tmp_path):
+    demo = DEMOS['detection'].config
+    # mmengine would keep the new value beside the old one it put into the pipelines, and train at 192.
+    with pytest.raises(ConfigError, match=r'--cfg-options image_size: image_size is a variable of the config, which '
+                                          r'mmengine put into test_pipeline, train_pipeline when it read the file; '
+                                          r'.*\(e\.g\. test_dataloader\.dataset\.pipeline\.1\.scale, '
+                                          r'train_dataloader\.dataset\.pipeline\.2\.scale, '):
+        load_config(demo, {'image_size': (256, 256)})
+    with pytest.raises(ConfigError, match=r'--cfg-options train_pipeline\.2\.scale: train_pipeline is a variable'):
+        load_config(demo, {'train_pipeline.2.scale': (256, 256)})
+    with pytest.raises(ConfigError, match=r'data_root is a variable .* Pass --data-root DIR instead'):
+        load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'), {'data_root': str(tmp_path)})
+    (tmp_path / 'base.py').write_text('size = 8\nnote = 1\n')
+    (tmp_path / 'child.py').write_text("_base_ = './base.py'\nmodel = dict(width={{_base_.size}})\n")
+    with pytest.raises(ConfigError, match=r'size is a variable of the config, which mmengine put into model'):
+        load_config(str(tmp_path / 'child.py'), {'size': 16})
+    # The keys themselves, a key the runner reads that another was copied from, a variable nothing reads
+    cfg = load_config(demo, {'train_dataloader.dataset.pipeline.2.scale': (256, 256), 'val_dataloader.batch_size': 2})
+    assert (cfg.train_dataloader.dataset.pipeline[2].scale, cfg.val_dataloader.batch_size) == ((256, 256), 2)
+    assert load_config(str(tmp_path / 'child.py'), {'note': 2}).note == 2
+
+
 @pytest.mark.parametrize('config', sorted(
     osp.relpath(os.path.join(d, f), REPO) for d, _, fs in os.walk(osp.join(REPO, 'configs'))
     for f in fs if f.endswith('.py') and '_base_' not in d))

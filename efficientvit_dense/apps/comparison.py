@@ -27,9 +27,9 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
                       warmup: int = 2, repeats: int = 10, cfg_options: dict | None = None,
                       spec: SyntheticSpec = SyntheticSpec()) -> dict:
     """Train each config in its own work dir under ``work_root`` (a finished
-    run is resumed, so not trained again; configs with other image sizes or
+    run is resumed, so not trained again; configs with other input sizes or
     training budgets are refused first), time every predict path in
-    ``modes`` on the CPU at the configs' image size, then write a new
+    ``modes`` on the CPU at the configs' test scale, then write a new
     ``report_<time>.md`` and ``.png`` there. Returns the table and paths."""
     start = time.perf_counter()
     configs = [resolve_config_path(config) for config in configs]  # a missing one stops before any work
@@ -42,7 +42,7 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
     cfgs = [load_config(config, cfg_options, work_dir=work_dir, data_root=data_root)
             for config, work_dir in zip(configs, work_dirs)]
     # Differences found after hours of training would be too late; a table of unequal runs would be wrong.
-    for what, setting in (('image sizes', lambda cfg: tuple(cfg.image_size)), ('training budgets', _budget)):
+    for what, setting in (('input sizes', _input_sizes), ('training budgets', _budget)):
         values = {config: setting(cfg) for config, cfg in zip(configs, cfgs)}
         if len(set(values.values())) > 1:
             shown = '; '.join(f'{osp.basename(config)}: {value}' for config, value in values.items())
@@ -55,7 +55,8 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
     for cfg in cfgs:
         train(cfg, resume=True)
     # One run, models in turns: the ratios between them are what the comparison is for.
-    size = tuple(cfgs[0].image_size)
+    width, height = _resize_scale(cfgs[0], 'test_dataloader')
+    size = (height, width)
     targets = [timed_target(config, size, batch_size, modes, 'cpu', latest_checkpoint(work_dir), work_dir,
                             cfg_options) for config, work_dir in zip(configs, work_dirs)]
     records = benchmark_together(targets, batch_size, 'cpu', warmup, repeats)
@@ -69,6 +70,23 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
         f.write(table)
     return dict(table=table, markdown=stem + '.md', plot=plot(rows, stem + '.png'),
                 wall_s=time.perf_counter() - start)
+
+
+def _resize_scale(cfg, loader: str) -> tuple[int, int]:
+    """The (width, height) its pipeline's Resize gives the images: what the
+    model trains or is timed at (the config's ``image_size`` variable may
+    say otherwise, as in a config that sets the pipelines itself)."""
+    scales = [tuple(step['scale']) for step in cfg[loader].dataset.pipeline
+              if step.get('type') == 'Resize' and 'scale' in step]
+    if len(scales) != 1:
+        raise ConfigError(f'The comparison trains and times each config at the one scale of its pipelines\' Resize; '
+                          f'the {loader} pipeline of {cfg.filename} has {len(scales)}.')
+    return scales[0]
+
+
+def _input_sizes(cfg) -> str:
+    return (f'training at {"x".join(map(str, _resize_scale(cfg, "train_dataloader")))}, '
+            f'testing at {"x".join(map(str, _resize_scale(cfg, "test_dataloader")))}')
 
 
 def _budget(cfg) -> str:

@@ -61,6 +61,7 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     except FileNotFoundError as err:  # a _base_ or a file it reads that is not there
         raise InputNotFoundError(f'{path}: {err}') from err
     if cfg_options:
+        check_variable_options(cfg, path, cfg_options)
         new_keys = new_option_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
         check_option_keys(cfg, new_keys, path)
@@ -232,6 +233,96 @@ def evaluators(cfg: Config):
 
 # --------------------------------------------------------------------------
 # Mistakes said in one line
+
+
+def check_variable_options(cfg: Config, path: str, options: dict) -> None:
+    """Refuse a --cfg-options key that sets a variable of the config other
+    keys were built from (``image_size``, ``max_iters``, ``data_root``,
+    ``train_pipeline``): mmengine put its value into them when it read the
+    file, so the new value would reach nothing but itself and the run would
+    go on with the old one (open-mmlab/mmcv#664, open-mmlab/mmdetection#6915).
+    Keys the runner reads itself are not variables here: setting
+    ``val_dataloader`` changes validation, whatever copied it."""
+    readers = variable_readers(path)
+    for key in options:
+        name = key.split('.')[0]
+        if name in RUNNER_KEYS or not readers.get(name):
+            continue
+        built = sorted(readers[name])
+        examples = [p for p in _paths_holding(cfg, cfg.get(name), _reached(name, readers)) if p != name][:4]
+        shown = f' (e.g. {", ".join(examples)})' if examples else ''
+        instead = f'Set the keys built from it{shown}, or write a config that inherits this one and sets them.'
+        if name == 'data_root':
+            instead = 'Pass --data-root DIR instead: it moves every dataset and annotation file of the config.'
+        raise ConfigError(f'{path}: --cfg-options {key}: {name} is a variable of the config, which mmengine put into '
+                          f'{", ".join(built)} when it read the file; setting it afterwards changes nothing else, and '
+                          f'the run would go on with the old value. {instead}')
+
+
+def variable_readers(path: str) -> dict[str, set[str]]:
+    """For each top-level name of a config file and its ``_base_`` files, the
+    top-level keys whose value the file computed from it (``train_pipeline``
+    for ``image_size``; ``{{_base_.x}}`` and ``_base_.x`` read a base's
+    ``x``). JSON and YAML configs have no variables."""
+    readers: dict[str, set[str]] = {}
+    pending, seen = [path], set()
+    while pending:
+        file = pending.pop()
+        if file in seen or not file.endswith('.py'):
+            continue
+        seen.add(file)
+        with open(file, encoding='utf-8') as f:
+            text = f.read()
+        body = ast.parse(text).body
+        assigned = {target.id for node in body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)}
+        for node in body:
+            if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+                continue
+            for inner in ast.walk(node.value):
+                if isinstance(inner, ast.Name) and inner.id in assigned:
+                    readers.setdefault(inner.id, set()).add(node.targets[0].id)
+                elif isinstance(inner, ast.Attribute) and getattr(inner.value, 'id', None) == '_base_':
+                    readers.setdefault(inner.attr, set()).add(node.targets[0].id)
+                elif isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+                    for base_name in re.findall(r'\{\{\s*_base_\.(\w+)', inner.value):
+                        readers.setdefault(base_name, set()).add(node.targets[0].id)
+        # mmengine's own reading of `_base_` (private, as is _get_cfg_path in resolve_config_path)
+        pending += [Config._get_cfg_path(base, file)[0] for base in Config._get_base_files(file)]
+    readers.pop('_base_', None)
+    return readers
+
+
+def _reached(name: str, readers: dict[str, set[str]]) -> set[str]:
+    """The keys the runner reads that were built from ``name``, through
+    other variables too (image_size -> train_pipeline -> train_dataloader)."""
+    reached, pending = set(), [name]
+    while pending:
+        for reader in readers.get(pending.pop(), ()):
+            if reader not in reached:
+                reached.add(reader)
+                pending.append(reader)
+    return reached & set(RUNNER_KEYS)
+
+
+def _paths_holding(cfg: Config, value, keys: set[str]) -> list[str]:
+    """Dotted paths under ``keys`` whose value equals ``value`` (lists and
+    tuples alike): where a variable's value went."""
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+    wanted, found = plain(value), []
+    if wanted is None or isinstance(wanted, bool):
+        return found  # None and True are everywhere
+    stack = [(key, cfg[key]) for key in sorted(keys, reverse=True) if key in cfg]
+    while stack:
+        where, node = stack.pop()
+        if plain(node) == wanted:
+            found.append(where)
+        elif isinstance(node, dict):
+            stack += [(f'{where}.{k}', v) for k, v in reversed(list(node.items()))]
+        elif isinstance(node, (list, tuple)):
+            stack += [(f'{where}.{i}', v) for i, v in reversed(list(enumerate(node)))]
+    return found
 
 
 def check_top_level_keys(cfg, source: str) -> None:

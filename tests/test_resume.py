@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,17 @@ def test_resume_skips_a_truncated_checkpoint_and_a_stale_marker(tmp_path):
     (tmp_path / MARKER).write_text(str(tmp_path / 'iter_4.pth'))
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
     assert latest_checkpoint(str(tmp_path / 'nothing here')) is None
+
+
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint_not_the_original_it_was_copied_from(tmp_path):
+    original, copy = tmp_path / 'run', tmp_path / 'copy'
+    original.mkdir()
+    _save(original / 'iter_4.pth', 4.0)
+    (original / MARKER).write_text(str(original / 'iter_4.pth'))  # as the checkpoint hook writes it: absolute
+    shutil.copytree(original, copy)
+    assert latest_checkpoint(str(copy)) == str(copy / 'iter_4.pth')
+    shutil.rmtree(original)  # moved rather than copied
+    assert latest_checkpoint(str(copy)) == str(copy / 'iter_4.pth')
 
 
 class _Runner:

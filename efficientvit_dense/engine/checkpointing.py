@@ -127,10 +127,11 @@ def latest_checkpoint(work_dir: str) -> str | None:
     if osp.isfile(marker):
         with open(marker) as f:
             named = f.read().strip()
-        if named and not osp.isabs(named) and not osp.exists(named):
-            named = osp.join(work_dir, osp.basename(named))
-        if named and is_complete_checkpoint(named):
-            return named
+        # The marker holds the path the run saved to: in a work dir copied or moved since, the file meant is
+        # the one here (the original may have trained on); with the checkpoint hook's out_dir it is elsewhere.
+        for path in (osp.join(work_dir, osp.basename(named)), named) if named else ():
+            if is_complete_checkpoint(path):
+                return path
     candidates = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     return next((path for path in candidates if is_complete_checkpoint(path)), None)
 

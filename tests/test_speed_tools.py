@@ -192,30 +192,41 @@ def test_the_report_tool_writes_a_table_and_a_plot(tmp_path, capsys):
 
 
 def test_a_precision_record_stands_for_its_work_dir_until_a_newer_measurement(tmp_path):
+    import shutil
+
+    import torch
+
     from efficientvit_dense.analysis.report import collect, to_markdown
 
     speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', input_size=[800, 1333],
                  batch_size=1, images_per_s=2.5, device='cpu: X', threads=2)
     run = _fake_run(tmp_path, 'm4', {'coco/bbox_mAP': 0.327, 'step': 12}, None)
+    torch.save({}, run / 'iter_12.pth')
+    evaluated = dict(speed, checkpoint=str(run / 'iter_12.pth'), metric='box AP')
     (run / 'precision_20260102_000000.json').write_text(json.dumps([
-        {**speed, 'modes': ['deploy'], 'precision': 'float32', 'metric': 'box AP', 'value': 32.7},
-        {**speed, 'modes': ['deploy', 'int8'], 'precision': 'int8', 'metric': 'box AP', 'value': 31.9,
-         'images_per_s': 5.0}]))
-    os.utime(run / 'precision_20260102_000000.json', (2e9, 2e9))  # measured after training
+        {**evaluated, 'modes': ['deploy'], 'precision': 'float32', 'value': 32.7},
+        {**evaluated, 'modes': ['deploy', 'int8'], 'precision': 'int8', 'value': 31.9, 'images_per_s': 5.0}]))
     assert [row['name'] for row in collect([str(run)])] == ['m4 (float32)', 'm4 (int8)']
-    # A checkpoint after it (training resumed) changed the model it measured; a benchmark after it (the
-    # comparison's, another --modes) is the figure asked for: the work dir's row instead, the record named
-    (run / 'iter_24.pth').write_bytes(b'')
-    os.utime(run / 'iter_24.pth', (2e9 + 1, 2e9 + 1))
+    # Copied elsewhere, its files' mtimes are the copy's, in no order: the names say which came when
+    (run / 'benchmark_20260101_000000.json').write_text(json.dumps([{**speed, 'modes': ['deploy']}]))
+    copy = shutil.copytree(run, tmp_path / 'copied' / 'm4', copy_function=shutil.copy)
+    os.utime(copy / 'precision_20260102_000000.json', (1e9, 1e9))
+    assert [row['name'] for row in collect([str(copy)])] == ['m4 (float32)', 'm4 (int8)']
+    # A checkpoint after the one it evaluated (training resumed) changed the model it measured; a benchmark
+    # after it (the comparison's, another --modes) is the figure asked for: the work dir's row instead, the
+    # record named
+    torch.save({}, run / 'iter_24.pth')
     table = to_markdown(collect([str(run)]))
-    assert '| m4 | box AP 32.70 | not measured |' in table and 'int8' not in table
-    assert '¶ m4: precision_20260102_000000.json (tools/precision_cost.py) is older than' in table
-    os.utime(run / 'iter_24.pth', (2e9 - 1, 2e9 - 1))
+    assert '| m4 | box AP 32.70 | 2.5 |' in table and 'int8' not in table
+    assert ('¶ m4: precision_20260102_000000.json (tools/precision_cost.py) evaluated iter_12.pth, not the newest '
+            'checkpoint iter_24.pth' in table)
+    (run / 'iter_24.pth').unlink()
     (run / 'benchmark_20260103_000000.json').write_text(json.dumps([{**speed, 'modes': ['deploy'],
                                                                       'images_per_s': 3.0}]))
-    os.utime(run / 'benchmark_20260103_000000.json', (2e9 + 1, 2e9 + 1))
+    os.utime(run / 'benchmark_20260103_000000.json', (1e9, 1e9))
     table = to_markdown(collect([str(run)]))
-    assert '| m4 | box AP 32.70 | 3.0 |' in table and 'int8' not in table and '¶ m4' in table
+    assert '| m4 | box AP 32.70 | 3.0 |' in table and 'int8' not in table
+    assert '¶ m4: precision_20260102_000000.json (tools/precision_cost.py) is older than benchmark_20260103' in table
 
 
 def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():

@@ -9,6 +9,9 @@ import glob
 import json
 import os
 import os.path as osp
+import re
+
+from ..engine.checkpointing import latest_checkpoint
 
 # Metric keys as mmdet, mmseg and mmpretrain log them -> (label, factor to percent), in order of preference:
 # a Mask R-CNN run logs box AP and mask AP on one line, and its headline metric is mask AP.
@@ -16,11 +19,29 @@ ACCURACY_KEYS = {'coco/segm_mAP': ('mask AP', 100.0), 'coco/bbox_mAP': ('box AP'
                  'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
 SETTINGS = ('device', 'threads', 'input_size', 'batch_size')
 
+# The time stamp in a record's name (benchmark_20260101_120000_1.json) or a log's run folder (mmengine's).
+_STAMP = re.compile(r'(\d{8}_\d{6})(?:_(\d+))?')
+
+
+def _written(path: str, work_dir: str) -> tuple:
+    """When a file under ``work_dir`` was written, for ordering: the time
+    stamp in its path there, which a copy of the work dir (cp -r, rsync, a
+    download) keeps and its mtime does not; files without one come first,
+    by mtime."""
+    found = _STAMP.search(osp.relpath(path, work_dir))
+    return (found[1], int(found[2] or 0), 0.0) if found else ('', 0, osp.getmtime(path))
+
+
+def _newest(pattern: str, work_dir: str) -> str | None:
+    files = glob.glob(osp.join(work_dir, pattern), recursive=True)
+    return max(files, key=lambda path: _written(path, work_dir), default=None)
+
 
 def last_accuracy(work_dir: str) -> tuple[str, float] | None:
     """The last accuracy logged under ``work_dir``: logs are read oldest
     first and every evaluation replaces the one before."""
-    logs = sorted(glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True), key=osp.getmtime)
+    logs = sorted(glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True),
+                  key=lambda path: _written(path, work_dir))
     found = None
     for path in logs:
         with open(path) as f:
@@ -35,10 +56,10 @@ def last_accuracy(work_dir: str) -> tuple[str, float] | None:
 
 def last_benchmark(work_dir: str) -> dict | None:
     """The first record of the newest benchmark JSON in ``work_dir``."""
-    files = sorted(glob.glob(osp.join(work_dir, 'benchmark*.json')), key=osp.getmtime)
-    if not files:
+    newest = _newest('benchmark*.json', work_dir)
+    if newest is None:
         return None
-    with open(files[-1]) as f:
+    with open(newest) as f:
         records = json.load(f)
     return records[0] if isinstance(records, list) else records
 
@@ -47,28 +68,38 @@ def precision_records(work_dir: str) -> tuple[list[dict], str | None]:
     """The records of the newest ``precision_*.json`` in ``work_dir``
     (tools/precision_cost.py), one per precision, each with its accuracy
     and its speed, and that file; ``([], None)`` if there is none."""
-    files = sorted(glob.glob(osp.join(work_dir, 'precision_*.json')), key=osp.getmtime)
-    if not files:
+    newest = _newest('precision_*.json', work_dir)
+    if newest is None:
         return [], None
-    with open(files[-1]) as f:
-        return json.load(f), files[-1]
+    with open(newest) as f:
+        return json.load(f), newest
 
 
-def _newest_mtime(paths: list[str]) -> float:
-    return max(map(osp.getmtime, paths), default=0.0)
+def _why_superseded(records: list[dict], path: str, work_dir: str) -> str | None:
+    """Why a precision record no longer stands for its work dir, or None:
+    a resumed training saved a checkpoint after the one it evaluated, or a
+    newer benchmark (the comparison's, other --modes) is the figure asked for."""
+    checkpoint = latest_checkpoint(work_dir)
+    evaluated = {osp.basename(r.get('checkpoint') or '') for r in records}
+    if checkpoint is not None and osp.basename(checkpoint) not in evaluated:
+        return f'evaluated {", ".join(sorted(evaluated))}, not the newest checkpoint {osp.basename(checkpoint)}'
+    benchmark = _newest('benchmark*.json', work_dir)
+    if benchmark is not None and _written(benchmark, work_dir) > _written(path, work_dir):
+        return f'is older than {osp.basename(benchmark)}'
+    return None
 
 
 def collect(work_dirs: list[str]) -> list[dict]:
     """One row per work dir (its last evaluation and newest benchmark), or
-    one per precision where tools/precision_cost.py's record is newer than
-    the work dir's checkpoints and benchmarks (a resumed training changed
-    the model it measured; a new benchmark is the figure asked for)."""
+    one per precision where tools/precision_cost.py's record evaluated the
+    work dir's newest checkpoint and is newer than its benchmarks. Newest
+    is read from the time stamps in the files' names."""
     rows = []
     for work_dir in work_dirs:
         name = osp.basename(osp.normpath(work_dir))
         by_precision, precision_file = precision_records(work_dir)
-        if by_precision and osp.getmtime(precision_file) >= _newest_mtime(
-                glob.glob(osp.join(work_dir, 'benchmark*.json')) + glob.glob(osp.join(work_dir, '*.pth'))):
+        superseded = _why_superseded(by_precision, precision_file, work_dir) if by_precision else None
+        if by_precision and not superseded:
             rows += [dict(name=f'{name} ({r["precision"]})', work_dir=work_dir, metric=r['metric'], value=r['value'],
                           speed=r) for r in by_precision]
             continue
@@ -82,7 +113,8 @@ def collect(work_dirs: list[str]) -> list[dict]:
         # measures those).
         other_precision = accuracy is not None and speed is not None and _precision(speed) != 'float32'
         rows.append(dict(name=name, work_dir=work_dir, speed=speed, float32_accuracy_only=other_precision,
-                         timed_elsewhere=timed_elsewhere, superseded=precision_file if by_precision else None,
+                         timed_elsewhere=timed_elsewhere,
+                         superseded=(precision_file, superseded) if superseded else None,
                          metric=accuracy[0] if accuracy and not other_precision else None,
                          value=accuracy[1] if accuracy and not other_precision else None))
     return rows
@@ -132,9 +164,9 @@ def to_markdown(rows: list[dict]) -> str:
                          f'{row["work_dir"]}.')
     for row in rows:
         if row.get('superseded'):
-            lines.append(f'\n¶ {row["name"]}: {osp.basename(row["superseded"])} (tools/precision_cost.py) is older '
-                         'than its newest checkpoint or benchmark; run precision_cost.py again for a row per '
-                         'precision.')
+            record, why = row['superseded']
+            lines.append(f'\n¶ {row["name"]}: {osp.basename(record)} (tools/precision_cost.py) {why}; run '
+                         'precision_cost.py again for a row per precision.')
     if any(r.get('float32_accuracy_only') for r in rows):
         lines.append('\n‡ the run validated in float32 only; tools/precision_cost.py measures the accuracy in '
                      'bfloat16 and int8 (its record, while the newest, replaces this row).')

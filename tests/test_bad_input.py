@@ -218,7 +218,8 @@ def test_the_tools_print_a_user_error_in_one_line_and_keep_a_bugs_traceback():
 def test_a_missing_base_config_and_a_misspelt_type_are_named_in_one_line(tmp_path):
     get_flops = runpy.run_path(osp.join(REPO, 'tools', 'get_flops.py'))['main']
     (tmp_path / 'mine.py').write_text("_base_ = './not_there.py'\n")
-    with pytest.raises(SystemExit, match=r'^error: .*mine\.py: .*not_there\.py'):
+    with pytest.raises(SystemExit, match=r'^error: .*mine\.py: .*not_there\.py.*\. A relative _base_ is found from the '
+                                         r'folder of the config that names it'):
         get_flops([str(tmp_path / 'mine.py')])
     with pytest.raises(SystemExit, match=r"^error: .*: no type 'EfficientViTx' in the mmdet::model registry; check "):
         get_flops([DEMOS['detection'].config, '--cfg-options', 'model.backbone.type=EfficientViTx'])

@@ -4,7 +4,7 @@ its config's test split in its deploy form in float32, bfloat16 and int8
 paths timed in turns on one test batch, side by side.
 
     python tools/precision_cost.py configs/demo/retinanet_efficientvit_m0_synthetic.py \\
-        work_dirs/demo_retinanet_efficientvit_m0/iter_1000.pth --work-dir work_dirs/demo_retinanet_efficientvit_m0
+        work_dirs/demo_retinanet_efficientvit_m0/iter_1100.pth --work-dir work_dirs/demo_retinanet_efficientvit_m0
 
 Logs go to WORK_DIR/<precision>/; the records to WORK_DIR/precision_<time>.json,
 which tools/report.py reads as one row per precision. int8 parts are built

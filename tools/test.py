@@ -16,8 +16,9 @@ def main(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     cli.add_run_args(parser, 'where the evaluation log goes')
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
-    parser.add_argument('--show-dir', help='draw predictions on the test images into WORK_DIR/<timestamp>/SHOW_DIR '
-                        '(as mmdet does)')
+    parser.add_argument('--show-dir', help='draw predictions on every test image, where each toolbox\'s own test.py '
+                        'puts them: a detector\'s into WORK_DIR/<timestamp>/SHOW_DIR, a segmentor\'s into '
+                        'SHOW_DIR/vis_data/vis_image, a classifier\'s into SHOW_DIR')
     parser.add_argument('--precision', choices=PRECISIONS,
                         help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
                         'the first images of the training split (tools/precision_cost.py compares them all)')

@@ -1,6 +1,7 @@
 # Fine-tune Semantic FPN + EfficientViT-M4 on your own images and label maps.
-# Copy this file next to them and change the settings below; everything else
-# is the ADE20K recipe (configs/fpn_efficientvit_m4_ade20k.py).
+# Copy this file to a name of your own in this folder (_base_ is a path from
+# here) and change the settings below; everything else is the ADE20K recipe
+# (configs/fpn_efficientvit_m4_ade20k.py).
 #
 #   my_seg_data/images/train/*.jpg    my_seg_data/labels/train/*.png
 #   my_seg_data/images/val/*.jpg      my_seg_data/labels/val/*.png

@@ -1,6 +1,7 @@
 # Fine-tune RetinaNet + EfficientViT-M4 on your own COCO-format dataset.
-# Copy this file next to it and change the settings below; everything else is the
-# COCO recipe (configs/retinanet_efficientvit_m4_coco.py).
+# Copy this file to a name of your own in this folder (_base_ is a path from
+# here) and change the settings below; everything else is the COCO recipe
+# (configs/retinanet_efficientvit_m4_coco.py).
 #
 #   my_data/annotations/train.json   my_data/train/*.jpg
 #   my_data/annotations/val.json     my_data/val/*.jpg

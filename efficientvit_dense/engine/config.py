@@ -59,7 +59,11 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     try:
         cfg = Config.fromfile(path)
     except FileNotFoundError as err:  # a _base_ or a file it reads that is not there
-        raise InputNotFoundError(f'{path}: {err}') from err
+        hint = ''
+        if '::' not in str(err) and any('::' not in base for base in Config._get_base_files(path)):
+            hint = (' A relative _base_ is found from the folder of the config that names it: a config copied to '
+                    'another folder needs its _base_ path from there.')
+        raise InputNotFoundError(f'{path}: {err}.{hint}') from err
     if cfg_options:
         check_variable_options(cfg, path, cfg_options)
         new_keys = new_option_keys(cfg, cfg_options)

@@ -2,6 +2,7 @@
 logs; a kill while saving never leaves a corrupt latest checkpoint."""
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import shutil
@@ -21,10 +22,12 @@ from efficientvit_dense.engine.checkpointing import (
     MARKER,
     CrashSafeCheckpointHook,
     check_resume_from,
+    choose_resume,
     latest_checkpoint,
     write_atomically,
 )
 from efficientvit_dense.engine.config import load_config
+from efficientvit_dense.engine.runner import Request
 from efficientvit_dense.errors import CheckpointError, OutputExistsError
 
 MAX_ITERS = 12
@@ -151,7 +154,8 @@ class _Runner:
     def __init__(self, work_dir, crash_on_save=None):
         from mmengine.logging import MessageHub
         self.work_dir, self.rank, self.iter, self.epoch = work_dir, 0, 0, 0
-        self.message_hub = MessageHub.get_instance('crash-safe-test')
+        self.message_hub = MessageHub.get_instance(f'crash-safe-test-{work_dir}')
+        self.logger = logging.getLogger('crash-safe-test')
         self.crash_on_save = crash_on_save
 
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
@@ -176,6 +180,43 @@ def test_old_checkpoints_are_removed_only_after_the_new_one_is_saved(tmp_path):
         hook._save_checkpoint_with_step(runner, 3, meta={})
     # mmengine's own hook deletes iter_2.pth before saving, which would leave nothing to resume from.
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+
+
+def test_the_best_checkpoint_is_removed_only_after_the_new_best_is_saved_and_never_another_runs(tmp_path):
+    other_run, run = tmp_path / 'other', tmp_path / 'run'
+    other_run.mkdir(), run.mkdir()
+    _save(other_run / 'best_acc_iter_1.pth', 1.0)
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater')
+    runner = _Runner(str(run), crash_on_save='best_acc_iter_3.pth')
+    # Resumed from the other run's checkpoint: mmengine restores its best path and would delete that file
+    runner.message_hub.update_info('best_ckpt', str(other_run / 'best_acc_iter_1.pth'))
+    hook.before_train(runner)
+    for step, score in ((2, 0.5), (3, 0.6)):
+        runner.iter = step
+        try:
+            hook._save_best_checkpoint(runner, {'acc': score})
+        except KeyboardInterrupt:  # killed while saving the new best
+            pass
+    assert os.listdir(other_run) == ['best_acc_iter_1.pth']
+    # mmengine deletes the best before saving the next: a kill then would leave no best checkpoint
+    assert os.listdir(run) == ['best_acc_iter_2.pth']
+
+
+def test_resuming_another_folders_checkpoint_into_a_work_dir_holding_a_run_is_refused(tmp_path):
+    other_run, run = tmp_path / 'other', tmp_path / 'run'
+    other_run.mkdir(), run.mkdir()
+    _save(other_run / 'iter_6.pth', 6.0)
+    _save(run / 'iter_8.pth', 8.0)
+    cfg = load_config(DEMOS['detection'].config, work_dir=str(run))
+    with pytest.raises(OutputExistsError, match=r'holds another run \(last checkpoint \S+iter_8.pth\); resuming '
+                                                r'\S+other/iter_6.pth there would save over its checkpoints. Pass '
+                                                r'--work-dir .* or --resume \S+iter_8.pth to continue'):
+        choose_resume(cfg, Request(resume=str(other_run / 'iter_6.pth')))
+    choose_resume(cfg, Request(resume=str(run / 'iter_8.pth')))  # one of its own: an earlier point of that run
+    assert cfg.load_from == str(run / 'iter_8.pth')
+    empty = load_config(DEMOS['detection'].config, work_dir=str(tmp_path / 'new'))
+    choose_resume(empty, Request(resume=str(other_run / 'iter_6.pth')))  # into a folder of its own
+    assert empty.load_from == str(other_run / 'iter_6.pth')
 
 
 def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):

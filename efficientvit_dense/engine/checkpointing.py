@@ -21,6 +21,7 @@ at it. Here:
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import logging
@@ -95,23 +96,55 @@ def use_atomic_local_writes() -> None:
 @HOOKS.register_module()
 class CrashSafeCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same options), ordered so that at every
-    moment the work dir holds a complete latest checkpoint: save, point the
-    marker at it, and only then remove what ``max_keep_ckpts`` retires."""
+    moment the work dir holds a complete latest checkpoint, and a complete
+    best one with ``save_best``: save, point the marker at it, and only then
+    remove what ``max_keep_ckpts`` or a new best retires. A best checkpoint
+    restored from a run in another folder is that run's, never removed."""
 
-    def _save_checkpoint_with_step(self, runner, step, meta):
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        # A resume from another folder's checkpoint restores that run's best path, which mmengine would delete
+        # at this run's first better score.
+        if self.save_best is not None:
+            if not _inside(getattr(self, 'best_ckpt_path', None), self.out_dir):
+                self.best_ckpt_path = None
+            for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
+                if not _inside(path, self.out_dir):
+                    self.best_ckpt_path_dict[key] = None
+
+    @contextlib.contextmanager
+    def _removals_deferred(self):
+        """Collect the paths mmengine removes, which it does before saving
+        the checkpoint that replaces them."""
         retired = []
-        remove = self.file_backend.remove
-        self.file_backend.remove = retired.append  # mmengine would delete before saving
+        self.file_backend.remove = retired.append
         try:
-            super()._save_checkpoint_with_step(runner, step, meta)
+            yield retired
         finally:
             del self.file_backend.remove
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        with self._removals_deferred() as retired:
+            super()._save_checkpoint_with_step(runner, step, meta)
         if runner.rank == 0:
             # mmengine rewrote the marker in place; make its final state whole too.
             write_atomically(self.last_ckpt.encode(), osp.join(runner.work_dir, MARKER))
-        for path in retired:
-            if path != self.last_ckpt:
-                remove(path)
+        self._remove(retired, keep=self.last_ckpt)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        with self._removals_deferred() as retired:
+            super()._save_best_checkpoint(runner, metrics)
+        self._remove(retired, keep=self.best_ckpt_path)
+
+    def _remove(self, paths: list, keep) -> None:
+        for path in paths:
+            if path != keep:
+                self.file_backend.remove(path)
+
+
+def _inside(path, folder: str) -> bool:
+    """Whether ``path`` (None: nothing) is a file in ``folder``."""
+    return path is None or osp.realpath(osp.dirname(str(path))) == osp.realpath(str(folder))
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -239,6 +272,12 @@ def choose_resume(cfg, request) -> None:
     if isinstance(request.resume, str):
         if not osp.isfile(request.resume):
             raise InputNotFoundError(f'Checkpoint to resume from not found: {request.resume}')
+        if found and not _inside(request.resume, cfg.work_dir):
+            # The resumed run would save over that run's checkpoints and retire them as its own old ones.
+            raise OutputExistsError(
+                f'{cfg.work_dir} holds another run (last checkpoint {earlier or found[-1]}); resuming '
+                f'{request.resume} there would save over its checkpoints. Pass --work-dir to resume it into a folder '
+                f'of its own, or --resume {earlier or found[-1]} to continue the run there.')
         cfg.resume, cfg.load_from = True, request.resume
     elif request.resume and earlier:
         cfg.resume, cfg.load_from = True, earlier

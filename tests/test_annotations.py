@@ -61,11 +61,14 @@ def test_annotations_sharing_an_id_are_refused(data):
     assert f'{path}: 1 annotations repeat an id' in _refused(DETECTION, data)
 
 
-def test_a_width_height_unlike_the_file_is_named_and_exif_rotation_is_recognised(data):
+# MPO: the JPEG a phone writes with a second picture (depth, preview), which Pillow names apart
+@pytest.mark.parametrize('kind', ['JPEG', 'MPO'])
+def test_a_width_height_unlike_the_file_is_named_and_exif_rotation_is_recognised(data, kind):
     photo = Image.fromarray(np.full((100, 200, 3), 127, np.uint8))  # stored 200 wide, 100 high
     exif = Image.Exif()
     exif[0x0112] = 6  # shown rotated by 90 degrees: 100 wide, 200 high, as mmcv loads it
-    photo.save(data / 'train' / '000000.jpg', exif=exif)
+    photo.save(data / 'train' / '000000.jpg', format=kind, exif=exif,
+               **(dict(save_all=True, append_images=[photo]) if kind == 'MPO' else {}))
 
     def stored_size(coco):
         coco['images'][0].update(width=200, height=100)
@@ -140,6 +143,16 @@ def test_a_split_whose_class_folders_differ_from_training_is_refused(data):
     shutil.rmtree(data / 'classification' / 'val' / 'circle')  # every later class would shift by one
     last = _refused(CLASSIFICATION, data)
     assert "val_dataloader: the class folders in" in last and "it lacks ['circle']" in last
+
+
+def test_an_evaluation_checks_the_test_splits_class_folders_against_trainings(data):
+    shutil.rmtree(data / 'classification' / 'val' / 'circle')
+    with pytest.raises(DataError, match=r"test_dataloader: the class folders in \S+ are not those of train_dataloader "
+                                        r"\(it lacks \['circle'\]\)"):
+        check_inputs(load_config(CLASSIFICATION, data_root=str(data)), ('test_dataloader',))
+    shutil.rmtree(data / 'classification' / 'train')  # evaluated where the training data is not: the model's classes
+    with pytest.raises(DataError, match=r'test_dataloader: \S+ holds 5 class folders but the model has 6 classes'):
+        check_inputs(load_config(CLASSIFICATION, data_root=str(data)), ('test_dataloader',))
 
 
 def test_a_misspelt_option_inside_a_dict_stops_before_anything_runs(data, tmp_path):

@@ -16,7 +16,7 @@ from efficientvit_dense import cli
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.cli import user_message
 from efficientvit_dense.engine.checkpoint_fit import check_checkpoint_fits
-from efficientvit_dense.engine.config import check_top_level_keys, load_config
+from efficientvit_dense.engine.config import check_top_level_keys, load_config, set_data_root
 from efficientvit_dense.engine.data_checks import check_inputs
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
@@ -141,6 +141,31 @@ def test_an_empty_split_stops_instead_of_spinning(data):
 def test_an_unknown_data_checks_option_is_named(data):
     with pytest.raises(ConfigError, match=r"data_checks.bad_images must be one of \('stop', 'skip'\), not 'drop'"):
         check_inputs(_cfg(data, data_checks=dict(bad_images='drop')))
+    cfg = _cfg(data)
+    cfg.data_checks = 'skip'
+    with pytest.raises(ConfigError, match=r"data_checks must be a dict of switches, e.g. .* not 'skip'"):
+        check_inputs(cfg)
+
+
+def test_a_coco_evaluator_scoring_another_file_than_its_split_reads_is_refused(data):
+    # The test split moved to the training file, its evaluator left on the validation file: mmdet would score
+    # the predictions for one split against the other's boxes.
+    cfg = _cfg(data, **{'test_dataloader.dataset.ann_file': 'annotations/instances_train.json',
+                        'test_dataloader.dataset.data_prefix.img': 'train/'})
+    with pytest.raises(ConfigError, match=r'test_evaluator.ann_file is \S+instances_val.json, but test_dataloader '
+                                          r'reads \S+instances_train.json: the COCO metric scores .* Set '
+                                          r'test_evaluator.ann_file to \S+instances_train.json\.$'):
+        check_inputs(cfg, ('test_dataloader',))
+    cfg.test_evaluator.ann_file = str(data / 'annotations' / 'instances_train.json')
+    check_inputs(cfg, ('test_dataloader',))
+    check_inputs(_cfg(data), ('test_dataloader',))  # the demo as it is: one file, written two ways
+
+
+def test_a_data_root_moves_an_evaluator_file_from_the_deepest_old_root():
+    cfg = Config(dict(data_root='data/', val_dataloader=dict(dataset=dict(data_root='data/coco/')),
+                      val_evaluator=dict(type='CocoMetric', ann_file='data/coco/annotations/val.json')))
+    set_data_root(cfg, '/mnt/coco')
+    assert cfg.val_evaluator.ann_file == '/mnt/coco/annotations/val.json'  # not /mnt/coco/coco/annotations/...
 
 
 @pytest.fixture(scope='module')

@@ -36,3 +36,16 @@ def test_two_processes_train_the_detection_demo_and_write_one_checkpoint(tmp_pat
     assert 'Distributed training: True' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert 'Iter(train) [2/2]' in log
+
+
+def test_every_launcher_tells_each_process_its_rank_before_the_process_group_exists(monkeypatch):
+    """Rank 0 alone takes the work dir's lock and runs the data checks: under mpirun every process taking itself
+    for rank 0 would find the work dir in use by another."""
+    from efficientvit_dense.engine.checkpointing import launch_rank
+
+    for variable in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        monkeypatch.delenv(variable, raising=False)
+    assert launch_rank() == 0
+    for variable in ('OMPI_COMM_WORLD_RANK', 'SLURM_PROCID', 'RANK'):  # mpirun, srun, torchrun (which sets RANK)
+        monkeypatch.setenv(variable, '3')
+        assert launch_rank() == 3, variable

@@ -31,7 +31,7 @@ from .config import class_folder_root, class_folders, dataset_setting, iter_data
 from .file_facts import cache_dir, image_facts
 
 SHOWN = 3  # offenders named in a message
-CHECKS_VERSION = 2  # part of the key of a remembered pass: a check added or changed runs again on every file
+CHECKS_VERSION = 3  # part of the key of a remembered pass: a check added or changed runs again on every file
 
 
 @dataclass
@@ -433,19 +433,33 @@ def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index
 # Class folders (mmpretrain's CustomDataset)
 
 
-def check_class_folders(per_split: dict[str, dict], classes) -> list[SplitSummary]:
+def check_class_folders(per_split: dict[str, dict], classes, training: dict | None = None,
+                        num_classes: int | None = None) -> list[SplitSummary]:
     """mmpretrain numbers each split's class folders on its own, in sorted
     order: a validation split that lacks a class training has (or has one
     more) shifts every later label. Every split must hold training's
-    folders; the config's class names, when it gives them, are names for
-    those folders in that order, so only their number must agree (and a
-    list of the folders' own names must be in their order)."""
+    folders (``training``: the training dataset, when its split is not
+    among those checked, as in an evaluation; without it on this machine,
+    the model's ``num_classes`` at least); the config's class names, when it
+    gives them, are names for those folders in that order, so only their
+    number must agree (and a list of the folders' own names must be in
+    their order)."""
     folders = {split: class_folders(dataset) for split, dataset in per_split.items()}
-    reference_split = 'train_dataloader' if 'train_dataloader' in folders else next(iter(folders))
-    reference = folders[reference_split]
+    roots = {split: class_folder_root(dataset) for split, dataset in per_split.items()}
+    if training is not None and 'train_dataloader' not in folders:
+        reference_split, reference = 'train_dataloader', class_folders(training)
+        roots[reference_split] = class_folder_root(training)
+    else:
+        reference_split = 'train_dataloader' if 'train_dataloader' in folders else next(iter(folders))
+        reference = folders[reference_split]
+        if num_classes is not None and len(reference) != num_classes:
+            raise DataError(f'{reference_split}: {roots[reference_split]} holds {len(reference)} class folders but '
+                            f'the model has {num_classes} classes; mmpretrain numbers the folders it finds, so labels '
+                            'would not mean the classes the model learnt. Give the split a folder for every class '
+                            '(an empty one for a class without images).')
     summaries = []
     for split, names in folders.items():
-        where = class_folder_root(per_split[split])
+        where = roots[split]
         if names != reference:
             lacking = sorted(set(reference) - set(names))
             extra = sorted(set(names) - set(reference))
@@ -459,7 +473,7 @@ def check_class_folders(per_split: dict[str, dict], classes) -> list[SplitSummar
         summaries.append(SplitSummary(split, where, images=images, instances=images, classes=len(names)))
     if classes:
         if len(classes) != len(reference):
-            where = class_folder_root(per_split[reference_split])
+            where = roots[reference_split]
             raise DataError(f'the config names {len(classes)} classes but {where} holds {len(reference)} class '
                             'folders; mmpretrain labels each folder, in sorted order.')
         if set(classes) == set(reference) and list(classes) != reference:
@@ -517,7 +531,7 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
             summaries.append(check_label_maps(split, dataset, head.get('num_classes'), scope))
             if label_values and head.get('num_classes'):
                 check_label_values(split, dataset, head['num_classes'], head.get('ignore_index', 255), scope)
-        elif kind == 'CustomDataset' and not dataset.get('ann_file') and dataset.get('with_label', True):
+        elif _is_class_folder_dataset(dataset):
             key = (class_folder_root(dataset), split == 'train_dataloader')
             if key not in seen:
                 seen.add(key)
@@ -525,8 +539,17 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
     if folders:
         classes = next(((d.get('metainfo') or {}).get('classes') for d in folders.values()
                         if (d.get('metainfo') or {}).get('classes')), None)
-        summaries += check_class_folders(folders, classes)
+        # An evaluation reads the test split alone; its labels must still be training's.
+        training = next((d for split, d in iter_datasets(cfg) if split == 'train_dataloader'
+                         and _is_class_folder_dataset(d) and osp.isdir(class_folder_root(d))), None)
+        num_classes = ((cfg.get('model') or {}).get('head') or {}).get('num_classes')
+        summaries += check_class_folders(folders, classes, training, num_classes)
     return summaries
+
+
+def _is_class_folder_dataset(dataset: dict) -> bool:
+    return (_type_name(dataset) == 'CustomDataset' and not dataset.get('ann_file')
+            and dataset.get('with_label', True))
 
 
 def format_summary(summaries: list[SplitSummary]) -> str:

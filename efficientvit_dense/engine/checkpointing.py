@@ -183,9 +183,12 @@ _held_locks: dict = {}
 
 
 def launch_rank() -> int:
-    """This process's rank as the launcher set it (torchrun, Slurm), before
-    any process group exists; 0 when not distributed."""
-    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')))
+    """This process's rank as the launcher set it (torchrun, Slurm, Open
+    MPI's mpirun), before any process group exists; 0 when not distributed."""
+    for variable in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
 
 
 def hold_work_dir(cfg, request=None) -> None:

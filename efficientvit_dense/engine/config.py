@@ -129,15 +129,16 @@ def set_data_root(cfg: Config, data_root: str) -> None:
     ``data_root``."""
     data_root = data_root.rstrip('/') + '/'
     old_roots = {ds.get('data_root') for _, ds in iter_datasets(cfg)} | {cfg.get('data_root')}
-    old_roots = {r.rstrip('/') + '/' for r in old_roots if r}
+    # The longest first: of data/ and data/coco/, a file under data/coco/ moves from there.
+    old_roots = sorted({r.rstrip('/') + '/' for r in old_roots if r}, key=len, reverse=True)
     cfg.data_root = data_root
     for _, dataset in iter_datasets(cfg):
         dataset['data_root'] = data_root
     for evaluator in evaluators(cfg):
         ann_file = evaluator.get('ann_file')
-        for old in old_roots:
-            if isinstance(ann_file, str) and ann_file.startswith(old):
-                evaluator['ann_file'] = data_root + ann_file[len(old):]
+        old = next((old for old in old_roots if isinstance(ann_file, str) and ann_file.startswith(old)), None)
+        if old is not None:
+            evaluator['ann_file'] = data_root + ann_file[len(old):]
 
 
 def fill_classes_from_folders(cfg: Config) -> None:
@@ -226,9 +227,9 @@ def dataset_setting(dataset: dict, key: str, scope: str | None, fallback=None):
     return fallback
 
 
-def evaluators(cfg: Config):
-    """Every evaluator dict of the config (val and test, single or listed)."""
-    for name in EVALUATORS:
+def evaluators(cfg: Config, names=EVALUATORS):
+    """Every evaluator dict of the config (val and test, or ``names``; single or listed)."""
+    for name in names:
         evaluator = cfg.get(name)
         for item in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
             if isinstance(item, dict):

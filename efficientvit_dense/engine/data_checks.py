@@ -33,7 +33,7 @@ from mmengine.registry import TRANSFORMS
 
 from ..errors import BadImageError, ConfigError, DataError, DataNotFoundError, UserError
 from .annotation_checks import SplitSummary, check_splits, format_summary
-from .config import DATALOADERS, iter_datasets
+from .config import DATALOADERS, evaluators, iter_datasets
 
 DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
 DEFAULT_OPTIONS = dict(unknown_categories='error', bad_images='stop', bad_boxes='error')
@@ -58,7 +58,11 @@ EXPECTED_LAYOUTS = {
 
 
 def data_check_options(cfg) -> dict:
-    options = dict(DEFAULT_OPTIONS, **(cfg.get('data_checks') or {}))
+    given = cfg.get('data_checks') or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f'data_checks must be a dict of switches, e.g. data_checks = dict(bad_images=\'skip\'), '
+                          f'not {given!r}; it has {sorted(CHOICES)}.')
+    options = dict(DEFAULT_OPTIONS, **given)
     for key, value in options.items():
         if key not in CHOICES:
             raise ConfigError(f'data_checks has no option {key!r}; it has {sorted(CHOICES)}.')
@@ -69,7 +73,8 @@ def data_check_options(cfg) -> dict:
 
 def check_data(cfg, splits=DATALOADERS) -> None:
     """Raise one clear :class:`DataNotFoundError` naming the first missing
-    dataset path, before anything heavy is built."""
+    dataset path, before anything heavy is built; then refuse a COCO
+    evaluator that would score another file than its split's."""
     for name, dataset in iter_datasets(cfg):
         if name not in splits:
             continue
@@ -93,6 +98,29 @@ def check_data(cfg, splits=DATALOADERS) -> None:
                     f'  {dataset.get("type", "The dataset")} expects under {root or "its data_root"}: {layout}.\n'
                     f'  Put the data there (a symlink works), or pass --data-root PATH.\n'
                     f'  {DEMO_HINT}')
+    check_coco_metric_files(cfg, splits)
+
+
+def check_coco_metric_files(cfg, splits=DATALOADERS) -> None:
+    """Refuse a COCO evaluator that scores against another annotation file
+    than its split reads: mmdet's CocoMetric takes the images and boxes of
+    its own ``ann_file``, so predictions for one split would be scored on
+    another (an AP near zero, or nonsense where image ids overlap)."""
+    for split in splits:
+        if split == 'train_dataloader':
+            continue
+        read = [osp.join(dataset.get('data_root') or '', dataset['ann_file'])
+                for name, dataset in iter_datasets(cfg) if name == split and dataset.get('ann_file')]
+        evaluator_name = split.replace('dataloader', 'evaluator')
+        for evaluator in evaluators(cfg, (evaluator_name,)):
+            scored = evaluator.get('ann_file')
+            if (len(read) != 1 or not isinstance(scored, str) or evaluator.get('format_only')
+                    or str(evaluator.get('type', '')).split('.')[-1] != 'CocoMetric'):
+                continue
+            if osp.realpath(scored) != osp.realpath(read[0]):
+                raise ConfigError(f'{evaluator_name}.ann_file is {scored}, but {split} reads {read[0]}: the COCO '
+                                  'metric scores the predictions against its own file, so the AP would be of '
+                                  f'another split. Set {evaluator_name}.ann_file to {read[0]}.')
 
 
 def check_inputs(cfg, splits=DATALOADERS, label_values: bool = False) -> list[SplitSummary]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # facts read by another version are read again
+# Formats whose EXIF orientation mmcv's readers apply; MPO is a JPEG with more pictures (phones write them).
+ROTATED_FORMATS = ('JPEG', 'MPO', 'TIFF', 'WEBP')
 ORIENTATION_TAG = 0x0112  # EXIF
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # rotated by 90 or 270 degrees: width and height trade places
 
@@ -45,7 +47,7 @@ def cache_dir() -> str:
 def _read(path: str) -> ImageFacts | None:
     try:
         with Image.open(path) as image:
-            orientation = image.getexif().get(ORIENTATION_TAG, 1) if image.format in ('JPEG', 'TIFF', 'WEBP') else 1
+            orientation = image.getexif().get(ORIENTATION_TAG, 1) if image.format in ROTATED_FORMATS else 1
             return ImageFacts(image.width, image.height, int(orientation), image.mode)
     except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot identify or parse
         return None

@@ -186,8 +186,11 @@ def test_the_best_checkpoint_is_removed_only_after_the_new_best_is_saved_and_nev
     other_run, run = tmp_path / 'other', tmp_path / 'run'
     other_run.mkdir(), run.mkdir()
     _save(other_run / 'best_acc_iter_1.pth', 1.0)
-    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater')
     runner = _Runner(str(run), crash_on_save='best_acc_iter_3.pth')
+    without = CrashSafeCheckpointHook(interval=1, by_epoch=False)  # mmengine calls it after every validation
+    without.before_train(runner)
+    without._save_best_checkpoint(runner, {'acc': 0.5})
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater')
     # Resumed from the other run's checkpoint: mmengine restores its best path and would delete that file
     runner.message_hub.update_info('best_ckpt', str(other_run / 'best_acc_iter_1.pth'))
     hook.before_train(runner)

@@ -134,7 +134,7 @@ class CrashSafeCheckpointHook(CheckpointHook):
     def _save_best_checkpoint(self, runner, metrics) -> None:
         with self._removals_deferred() as retired:
             super()._save_best_checkpoint(runner, metrics)
-        self._remove(retired, keep=self.best_ckpt_path)
+        self._remove(retired, keep=getattr(self, 'best_ckpt_path', None))  # unset without save_best
 
     def _remove(self, paths: list, keep) -> None:
         for path in paths:

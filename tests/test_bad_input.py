@@ -161,6 +161,15 @@ def test_a_coco_evaluator_scoring_another_file_than_its_split_reads_is_refused(d
     check_inputs(_cfg(data), ('test_dataloader',))  # the demo as it is: one file, written two ways
 
 
+def test_the_test_tools_outputs_are_checked_before_the_model_is_built(data, tmp_path):
+    from efficientvit_dense.engine.runner import Request, checkpoint_to_evaluate, dumped_predictions
+    cfg = _cfg(data)
+    with pytest.raises(ConfigError, match=r'--out \S+preds.json: the predictions are dumped as a pickle; name a \.pkl'):
+        dumped_predictions(cfg, Request(out=str(tmp_path / 'preds.json')))  # mmengine: a ValueError traceback
+    checkpoint_to_evaluate(cfg, Request(checkpoint='https://example.org/retinanet_efficientvit_m4.pth'))
+    assert cfg.load_from.startswith('https://')  # mmengine fetches it; "not found" was wrong
+
+
 def test_a_data_root_moves_an_evaluator_file_from_the_deepest_old_root():
     cfg = Config(dict(data_root='data/', val_dataloader=dict(dataset=dict(data_root='data/coco/')),
                       val_evaluator=dict(type='CocoMetric', ann_file='data/coco/annotations/val.json')))

@@ -17,7 +17,7 @@ from mmseg.registry import MODELS
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
-from efficientvit_dense.errors import DataNotFoundError
+from efficientvit_dense.errors import DataNotFoundError, OutputExistsError
 from efficientvit_dense.models import EfficientViT, EfficientViTFPN
 
 SEGMENTATION_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*_ade20k.py')) +
@@ -197,6 +197,12 @@ def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_
     assert osp.getsize(tmp_path / 'preds.pkl') > 0
     drawn = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
     assert len(drawn) == 4
+    # mmseg names a drawing after its image and a step that starts at 0 each run: a second run would replace them
+    cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'again'),
+                      data_root=str(synthetic))
+    with pytest.raises(OutputExistsError, match=r'vis_image holds drawings of an earlier run, which this one would '
+                                                r'replace; choose another --show-dir'):
+        evaluate(cfg, str(work_dir / 'iter_2.pth'), show_dir=str(tmp_path / 'show'))
 
 
 def test_infer_writes_blended_pictures_and_label_maps(demo_run, synthetic, tmp_path):

@@ -32,6 +32,7 @@ from .checkpointing import (
     hold_work_dir,
     launch_rank,
     release_work_dir,
+    use_atomic_local_writes,
 )
 from .config import AMP_DTYPES, DATALOADERS, config_errors
 from .data_checks import (
@@ -125,7 +126,8 @@ def scaled_learning_rate(cfg: Config, request: Request) -> None:
 
 
 def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
-    if not osp.isfile(request.checkpoint):
+    # A URL (the authors' release) is fetched by mmengine, as the weights checks read it.
+    if not request.checkpoint.startswith(('http://', 'https://')) and not osp.isfile(request.checkpoint):
         raise InputNotFoundError(f'Checkpoint not found: {request.checkpoint}')
     cfg.load_from = request.checkpoint
 
@@ -139,24 +141,36 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
     if hook is None:
         raise ConfigError('This config has no visualization hook, so --show-dir cannot draw predictions.')
     kind = hook['type'].split('.')[-1]
-    if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/
+    if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/, a folder of its own each run
         hook.update(draw=True, test_out_dir=request.show_dir)
-    elif kind == 'SegVisualizationHook':  # mmseg: through the visualizer; every image, not every 50th
+        return
+    if kind == 'SegVisualizationHook':  # mmseg: through the visualizer; every image, not every 50th
         hook.update(draw=True, interval=1)
         cfg.visualizer['save_dir'] = request.show_dir
+        pictures = osp.join(request.show_dir, 'vis_data', 'vis_image')
     else:  # mmpretrain's VisualizationHook
         hook.update(enable=True, out_dir=request.show_dir)
+        pictures = request.show_dir
+    # Both name a drawing after its image and the step, which starts at 0 each run: an earlier run's would be
+    # replaced.
+    if osp.isdir(pictures) and os.listdir(pictures):
+        raise OutputExistsError(f'{pictures} holds drawings of an earlier run, which this one would replace; choose '
+                                'another --show-dir.')
 
 
 def dumped_predictions(cfg: Config, request: Request) -> None:
     if not request.out:
         return
+    if not request.out.endswith(('.pkl', '.pickle')):  # what mmengine's DumpResults writes, checked at its build
+        raise ConfigError(f'--out {request.out}: the predictions are dumped as a pickle; name a .pkl file.')
     if osp.exists(request.out):
         raise OutputExistsError(f'{request.out} already exists; choose another --out path.')
     dump = 'mmdet.DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'mmengine.DumpResults'
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     cfg.test_evaluator = [*evaluators, ConfigDict(type=dump, out_file_path=request.out)]
-    os.makedirs(osp.dirname(osp.abspath(request.out)), exist_ok=True)
+    with missing_files_named():
+        os.makedirs(osp.dirname(osp.abspath(request.out)), exist_ok=True)
+    use_atomic_local_writes()  # a killed evaluation leaves no cut-off file that a rerun would take for whole
 
 
 # --------------------------------------------------------------------------

@@ -145,6 +145,18 @@ def test_a_split_whose_class_folders_differ_from_training_is_refused(data):
     assert "val_dataloader: the class folders in" in last and "it lacks ['circle']" in last
 
 
+def test_a_segmentation_image_that_cannot_be_read_is_named_before_training(data):
+    image = data / 'train' / '000001.jpg'
+    image.write_bytes(b'not a jpeg')
+    with pytest.raises(DataError, match=f"train_dataloader: 1 files are not readable images \\({image}; .*bad_images='skip'"):
+        _checked(SEGMENTATION, data, label_values=False)
+    skipped = _checked(SEGMENTATION, data, label_values=False, **{'data_checks.bad_images': 'skip'})
+    assert skipped[0].dropped == {'images missing or unreadable': 1}
+    shutil.copy(image, data / 'val' / '000000.jpg')
+    with pytest.raises(DataError, match='val_dataloader: 1 files are not readable images .* evaluation needs every'):
+        _checked(SEGMENTATION, data, label_values=False, **{'data_checks.bad_images': 'skip'})
+
+
 def test_an_evaluation_checks_the_test_splits_class_folders_against_trainings(data):
     shutil.rmtree(data / 'classification' / 'val' / 'circle')
     with pytest.raises(DataError, match=r"test_dataloader: the class folders in \S+ are not those of train_dataloader "

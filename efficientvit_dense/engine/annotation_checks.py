@@ -358,13 +358,28 @@ def seg_pairs(dataset: dict, scope: str | None) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: str | None) -> SplitSummary:
-    """Every label map exists, can be read, has one channel and its image's
-    size (the values are checked as each map is loaded,
-    :class:`CheckLabelValues`, or by :func:`check_label_values`)."""
+def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: str | None,
+                     bad_images: str = 'stop') -> SplitSummary:
+    """Every image can be read (``bad_images='skip'``: training skips those
+    that cannot, as they are loaded), and every label map exists, can be
+    read, has one channel and its image's size (the values are checked as
+    each map is loaded, :class:`CheckLabelValues`, or by
+    :func:`check_label_values`)."""
     pairs = seg_pairs(dataset, scope)
     source = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('seg_map_path', ''))
     facts = image_facts([p for pair in pairs for p in pair], source)
+    unreadable_images = [image for image, _ in pairs if facts.get(image, False) is None]
+    skipped = {}
+    if unreadable_images and bad_images == 'skip' and split == 'train_dataloader':
+        print_log(f'{split}: {len(unreadable_images)} files are not readable images ({_examples(unreadable_images)}); '
+                  'training skips them.', logger='current', level=logging.WARNING)
+        skipped = {'images missing or unreadable': len(unreadable_images)}
+    elif unreadable_images:
+        hint = ("or set data_checks = dict(bad_images='skip') to train without them" if split == 'train_dataloader'
+                else 'evaluation needs every image of the split')
+        raise DataError(f'{split}: {len(unreadable_images)} files are not readable images '
+                        f'({_examples(unreadable_images)}; truncated, or not an image). Replace or remove them, '
+                        f'{hint}.')
     suffix = dataset_setting(dataset, 'seg_map_suffix', scope, '.png')
     missing = [label for _, label in pairs if label not in facts]
     if missing:
@@ -385,7 +400,8 @@ def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: 
     if wrong:
         raise DataError(f'{split}: {len(wrong)} label maps differ in size from their image ({_examples(wrong)}). '
                         'A label map must cover its image pixel for pixel.')
-    return SplitSummary(split, source, images=len(pairs), instances=len(pairs), classes=num_classes or 0)
+    return SplitSummary(split, source, images=len(pairs), instances=len(pairs), classes=num_classes or 0,
+                        dropped=skipped)
 
 
 def _label_decoder(dataset: dict) -> str:
@@ -528,7 +544,7 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
                 continue
             seen.add(key)
             head = (cfg.get('model') or {}).get('decode_head') or {}
-            summaries.append(check_label_maps(split, dataset, head.get('num_classes'), scope))
+            summaries.append(check_label_maps(split, dataset, head.get('num_classes'), scope, options['bad_images']))
             if label_values and head.get('num_classes'):
                 check_label_values(split, dataset, head['num_classes'], head.get('ignore_index', 255), scope)
         elif _is_class_folder_dataset(dataset):

@@ -222,6 +222,16 @@ def test_resuming_another_folders_checkpoint_into_a_work_dir_holding_a_run_is_re
     assert empty.load_from == str(other_run / 'iter_6.pth')
 
 
+def test_checkpoints_saved_to_the_hooks_out_dir_count_as_the_work_dirs_run(tmp_path):
+    (tmp_path / 'disk' / 'run').mkdir(parents=True)  # mmengine saves to OUT_DIR/<work dir's name>
+    _save(tmp_path / 'disk' / 'run' / 'iter_8.pth', 8.0)
+    cfg = load_config(DEMOS['detection'].config, {'default_hooks.checkpoint.out_dir': str(tmp_path / 'disk')},
+                      work_dir=str(tmp_path / 'run'))
+    with pytest.raises(OutputExistsError, match=r'holds an earlier run \(last checkpoint \S+disk/run/iter_8.pth\)'):
+        choose_resume(cfg, Request())  # a new run would save over them
+    choose_resume(cfg, Request(resume=str(tmp_path / 'disk' / 'run' / 'iter_8.pth')))  # its own, in the out_dir
+
+
 def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):
     """mmengine resumes whatever the work dir holds: a seed sweep into one work dir would re-evaluate the first
     seed's finished run for each. The checkpoint keeps its config; a resume must go on with the same settings."""

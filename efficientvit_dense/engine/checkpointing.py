@@ -254,6 +254,16 @@ def _why_unreadable(path: str) -> str:
     return 'truncated or damaged (not a complete checkpoint archive)'
 
 
+def checkpoint_folder(cfg) -> str:
+    """Where the checkpoint hook saves: the work dir, or with its
+    ``out_dir`` that folder's subfolder named after the work dir (mmengine's
+    rule)."""
+    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or {}).get('out_dir')
+    if not out_dir:
+        return cfg.work_dir
+    return osp.join(out_dir, osp.basename(cfg.work_dir.rstrip(osp.sep)))
+
+
 def choose_resume(cfg, request) -> None:
     """Refuse a work dir that holds an earlier run (any checkpoint, even one
     that cannot be read) unless asked to resume; resuming, name the
@@ -261,7 +271,8 @@ def choose_resume(cfg, request) -> None:
     path) rather than let mmengine find it, since it trusts a marker that a
     kill can leave stale. A resume that finds checkpoints but none it can
     read stops: starting again would save over them."""
-    found = sorted(glob.glob(osp.join(cfg.work_dir, '*.pth')))
+    found = sorted(path for folder in {cfg.work_dir, checkpoint_folder(cfg)}
+                   for path in glob.glob(osp.join(folder, '*.pth')))
     earlier = latest_checkpoint(cfg.work_dir)
     if found and not request.resume:
         raise OutputExistsError(
@@ -275,7 +286,7 @@ def choose_resume(cfg, request) -> None:
     if isinstance(request.resume, str):
         if not osp.isfile(request.resume):
             raise InputNotFoundError(f'Checkpoint to resume from not found: {request.resume}')
-        if found and not _inside(request.resume, cfg.work_dir):
+        if found and not any(_inside(request.resume, folder) for folder in (cfg.work_dir, checkpoint_folder(cfg))):
             # The resumed run would save over that run's checkpoints and retire them as its own old ones.
             raise OutputExistsError(
                 f'{cfg.work_dir} holds another run (last checkpoint {earlier or found[-1]}); resuming '

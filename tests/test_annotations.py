@@ -148,7 +148,8 @@ def test_a_split_whose_class_folders_differ_from_training_is_refused(data):
 def test_a_segmentation_image_that_cannot_be_read_is_named_before_training(data):
     image = data / 'train' / '000001.jpg'
     image.write_bytes(b'not a jpeg')
-    with pytest.raises(DataError, match=f"train_dataloader: 1 files are not readable images \\({image}; .*bad_images='skip'"):
+    with pytest.raises(DataError, match=f"train_dataloader: 1 files are not readable images \\({image}; "
+                                        ".*bad_images='skip'"):
         _checked(SEGMENTATION, data, label_values=False)
     skipped = _checked(SEGMENTATION, data, label_values=False, **{'data_checks.bad_images': 'skip'})
     assert skipped[0].dropped == {'images missing or unreadable': 1}

@@ -38,9 +38,13 @@ def test_the_coco_sized_dataset_passes_the_checks_and_its_timer_reaches_training
                       data_root=str(root))
     summaries = check_inputs(cfg)
     assert [(s.images, s.instances, s.classes) for s in summaries] == [(30, 120, 80), (30, 120, 80)]
+    # A dataset of other sizes is not timed as if it were train2017's
     result = run_tool('time_data_checks.py', root, timeout=600)
+    assert result.returncode == 1 and 'made with 30 images and 120 boxes, not 118287 and 860068' in result.stderr
+    result = run_tool('time_data_checks.py', root, '--images', '30', '--boxes', '120', timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    first, *lines = result.stdout.splitlines()
+    assert first == f'reused {root}: 30 images, 120 boxes'
     assert [line.split(':')[0] for line in lines] == ['checks, first pass', 'checks, remembered',
                                                       "mmdet's CocoDataset build", 'first start', 'later start']
     assert all(float(line.split(': ')[1].split()[0]) >= 0 for line in lines[:3])  # a tiny file: 0.0 s remembered

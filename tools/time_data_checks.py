@@ -9,23 +9,21 @@ files have passed. The figures in docs/reliability.md come from it.
 
     python tools/time_data_checks.py /tmp/coco_sized
 """
-import os.path as osp
-
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.apps.check_cost import COCO_TRAIN2017, make_coco_sized, time_checks, time_starts
+from efficientvit_dense.apps.check_cost import COCO_TRAIN2017, coco_sized, time_checks, time_starts
 
 
 def main(argv=None):
     parser = cli.parser_for(__doc__)
-    parser.add_argument('data', help='folder for the generated dataset (reused once complete)')
+    parser.add_argument('data', help='folder for the generated dataset (reused when made whole with these sizes)')
     parser.add_argument('--images', type=int, default=COCO_TRAIN2017['images'])
     parser.add_argument('--boxes', type=int, default=COCO_TRAIN2017['boxes'])
     args = cli.parse(parser, argv)
 
     def run():
-        if not osp.isfile(osp.join(args.data, 'annotations', 'instances_val2017.json')):  # written last
-            make_coco_sized(args.data, args.images, args.boxes)
+        reused = coco_sized(args.data, args.images, args.boxes)
+        print(f'{"reused" if reused else "generated"} {args.data}: {args.images} images, {args.boxes} boxes')
         for name, seconds in time_checks(args.data).items():
             print(f'{name}: {seconds:.1f} s')
         for name, seconds in time_starts(args.data).items():

@@ -29,6 +29,7 @@ LINKS_PER_FILE = 60_000  # ext4 allows 65,000 hard links to one file
 VAL_IMAGES = 500
 CONFIG = osp.join(REPO_ROOT, 'configs', 'retinanet_efficientvit_m4_coco.py')
 STARTED = 'Checkpoints will be saved to'  # mmengine's CheckpointHook.before_train
+MANIFEST = 'generated.json'  # the sizes a dataset was made with, written last
 
 
 def make_coco_sized(root: str, images: int = COCO_TRAIN2017['images'], boxes: int = COCO_TRAIN2017['boxes'],
@@ -62,6 +63,24 @@ def make_coco_sized(root: str, images: int = COCO_TRAIN2017['images'], boxes: in
     _dump(osp.join(root, 'annotations', 'instances_train2017.json'), entries, annotations, categories)
     _dump(osp.join(root, 'annotations', 'instances_val2017.json'), entries[:VAL_IMAGES],
           [ann for ann in annotations if ann['image_id'] < VAL_IMAGES], categories)
+    with open(osp.join(root, MANIFEST), 'w') as f:
+        json.dump(dict(images=images, boxes=boxes, seed=seed), f)
+
+
+def coco_sized(root: str, images: int = COCO_TRAIN2017['images'], boxes: int = COCO_TRAIN2017['boxes']) -> bool:
+    """Make the dataset of :func:`make_coco_sized` under ``root``, or reuse
+    the one there if it was made whole with these sizes (a timing of
+    another size must not pass for this one). True if it was reused."""
+    try:
+        with open(osp.join(root, MANIFEST)) as f:
+            made = json.load(f)
+    except FileNotFoundError:
+        make_coco_sized(root, images, boxes)  # refuses a folder that exists
+        return False
+    if (made['images'], made['boxes']) != (images, boxes):
+        raise OutputExistsError(f'{root} holds a dataset made with {made["images"]} images and {made["boxes"]} boxes, '
+                                f'not {images} and {boxes}; pass those sizes, or choose a new folder.')
+    return True
 
 
 def _dump(path: str, images: list, annotations: list, categories: list) -> None:

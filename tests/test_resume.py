@@ -190,19 +190,20 @@ def test_the_best_checkpoint_is_removed_only_after_the_new_best_is_saved_and_nev
     without = CrashSafeCheckpointHook(interval=1, by_epoch=False)  # mmengine calls it after every validation
     without.before_train(runner)
     without._save_best_checkpoint(runner, {'acc': 0.5})
-    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater')
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater', max_keep_ckpts=1)
     # Resumed from the other run's checkpoint: mmengine restores its best path and would delete that file
     runner.message_hub.update_info('best_ckpt', str(other_run / 'best_acc_iter_1.pth'))
     hook.before_train(runner)
     for step, score in ((2, 0.5), (3, 0.6)):
         runner.iter = step
+        hook._save_checkpoint_with_step(runner, step, meta={})  # after_train_iter
         try:
-            hook._save_best_checkpoint(runner, {'acc': score})
+            hook._save_best_checkpoint(runner, {'acc': score})  # after_val_epoch: saves the latest one again too
         except KeyboardInterrupt:  # killed while saving the new best
             pass
     assert os.listdir(other_run) == ['best_acc_iter_1.pth']
     # mmengine deletes the best before saving the next: a kill then would leave no best checkpoint
-    assert os.listdir(run) == ['best_acc_iter_2.pth']
+    assert sorted(os.listdir(run)) == ['best_acc_iter_2.pth', 'iter_3.pth', MARKER]
 
 
 def test_resuming_another_folders_checkpoint_into_a_work_dir_holding_a_run_is_refused(tmp_path):

@@ -115,13 +115,19 @@ class CrashSafeCheckpointHook(CheckpointHook):
     @contextlib.contextmanager
     def _removals_deferred(self):
         """Collect the paths mmengine removes, which it does before saving
-        the checkpoint that replaces them."""
+        the checkpoint that replaces them. Nests: a new best checkpoint saves
+        the latest one again, whose removals then wait for the outer save."""
+        backend = self.file_backend
+        outer = vars(backend).get('remove')
         retired = []
-        self.file_backend.remove = retired.append
+        backend.remove = retired.append
         try:
             yield retired
         finally:
-            del self.file_backend.remove
+            if outer is None:
+                del backend.remove
+            else:
+                backend.remove = outer
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         with self._removals_deferred() as retired:

@@ -99,3 +99,17 @@ def test_comparison_refuses_a_work_dir_trained_another_way_before_training_any(t
     monkeypatch.setattr(comparison, 'train', lambda *args, **kwargs: pytest.fail('trained before the check'))
     with pytest.raises(OutputExistsError, match=r'iter_2.pth was trained with other settings .*randomness.seed: 7'):
         compare_backbones([m0, mobilenet], work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'))
+
+
+def test_comparison_refuses_modes_it_cannot_time_before_training_any(tmp_path, monkeypatch):
+    from efficientvit_dense.apps import comparison
+    from efficientvit_dense.errors import UnsupportedError
+
+    monkeypatch.setattr(comparison, 'train', lambda *args, **kwargs: pytest.fail('trained before the check'))
+    with pytest.raises(UnsupportedError, match='fp16 is for GPUs'):  # the comparison times on the CPU
+        compare_backbones(COMPARISON_CONFIGS[:2], work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'),
+                          modes=('deploy', 'fp16'))
+    with pytest.raises(UnsupportedError, match='export a detector with tools/export_onnx.py'):
+        compare_backbones(COMPARISON_CONFIGS[:2], work_root=str(tmp_path / 'compare'), data_root=str(tmp_path / 'data'),
+                          modes=('onnxruntime',))
+    assert not (tmp_path / 'data').exists()

@@ -246,3 +246,52 @@ def test_the_note_names_what_stays_float32_in_each_kind_of_model(task, kept):
     assert float32_parts_note(model, 'int8').startswith('int8: float32 stays in data_preprocessor')
     assert float32_parts_note(model, 'int8').endswith(kept)
     assert float32_parts_note(model, 'float32') == ''
+
+
+def test_precision_cost_times_every_precision_as_the_test_loop_runs_it_with_autograd_off(tmp_path, monkeypatch):
+    # mmengine's test_step keeps autograd on (only its TestLoop turns it off); with it on, the deploy form's layers
+    # skip oneDNN's packed weights while int8's parts do not, and the speed ratio compared unequal things.
+    from efficientvit_dense.apps import precision_cost as precision_cost_module
+
+    grad_enabled = []
+
+    class Evaluated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(2, 2)
+
+        def test_step(self, batch):
+            grad_enabled.append(torch.is_grad_enabled())
+
+    def evaluate(cfg, checkpoint, hooks):
+        (hook,) = hooks
+        hook.runner = type('Runner', (), dict(model=Evaluated(), test_dataloader=[dict(inputs=[torch.zeros(3, 8, 8)])]))
+        return {'coco/bbox_mAP': 0.5}
+
+    monkeypatch.setattr(precision_cost_module, 'test', evaluate)
+    records = precision_cost_module.precision_cost(DEMOS['detection'].config, 'trained.pth', str(tmp_path),
+                                                   ['float32', 'bfloat16'], warmup=1, repeats=2)
+    assert [r['precision'] for r in records] == ['float32', 'bfloat16'] and len(grad_enabled) == 2 * (1 + 2)
+    assert not any(grad_enabled)
+
+
+def test_int8_calibrates_on_images_spread_over_the_training_split_not_its_first_class(tmp_path, monkeypatch):
+    # A class-folder dataset lists its images class by class: the first ones are one or two classes.
+    from helpers import TINY_SPEC
+
+    from efficientvit_dense.analysis import precision
+    from efficientvit_dense.apps.synthetic import generate
+
+    generate(str(tmp_path / 'data'), TINY_SPEC)
+    cfg = load_config(DEMOS['classification'].config, data_root=str(tmp_path / 'data'))
+    calibrated_on = []
+    monkeypatch.setattr(precision, 'quantize_int8', lambda model, loader, run: calibrated_on.extend(
+        int(sample.gt_label) for batch in loader for sample in batch['data_samples']))
+    model = nn.Linear(2, 2)
+    model.test_step = lambda batch: None
+    note = precision.calibrate_int8(model, cfg, 6)
+    in_order = [int(label) for label in precision.split_images(cfg, 'train', 1000)[0].dataset.get_gt_labels()]
+    assert len(set(in_order[:6])) == 2  # what the first six would have been (TINY_SPEC's crops)
+    assert len(calibrated_on) == 6 and len(set(calibrated_on)) >= 4
+    assert note == f'6 images spread evenly over the {len(in_order)} of the training split'
+    assert precision.spread_evenly(10, 4) == [0, 2, 5, 7] and precision.spread_evenly(3, 8) == [0, 1, 2]

@@ -299,3 +299,108 @@ def test_the_table_gives_the_networks_input_and_each_rows_where_they_differ():
     header, *rows = format_table([first, backbone]).splitlines()
     assert 'network inputs differ' in header
     assert ' 800x800 ' in rows[1] and ' 224x224 ' in rows[2] and rows[0].index('input') == rows[1].index('800x800')
+
+
+def test_a_report_reads_each_work_dirs_own_logs_and_pairs_a_speed_only_with_the_config_trained_there(tmp_path):
+    from efficientvit_dense.analysis.report import collect, to_markdown
+
+    speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', modes=['deploy'],
+                 input_size=[800, 1333], batch_size=1, images_per_s=2.5, device='cpu: X', threads=2)
+    # work_dirs/* names the comparison's folder too: its runs are rows of their own, not one row for the folder
+    folder = tmp_path / 'compare'
+    _fake_run(folder, 'a', {'coco/bbox_mAP': 0.1, 'step': 1}, speed)
+    _fake_run(folder, 'b', {'coco/bbox_mAP': 0.2, 'step': 1}, speed)
+    assert collect([str(folder)]) == []
+    # The GPU check's work dir: the detector trained under train/, the backbone timed at the top
+    gpu_check = tmp_path / 'gpu_check'
+    _fake_run(gpu_check, 'train', {'coco/bbox_mAP': 0.3, 'step': 1}, None)
+    (gpu_check / 'benchmark_20260101_000000.json').write_text(json.dumps([{**speed, 'model': 'm4'}]))
+    (row,) = collect([str(gpu_check)])
+    assert row['metric'] is None and row['speed']['model'] == 'm4'
+    # A run's logs without the config it trained (copied without it): what was timed is not known to be it
+    bare = _fake_run(tmp_path, 'bare', {'coco/bbox_mAP': 0.327, 'step': 12}, {**speed, 'model': 'm4'})
+    (bare / 'retinanet_efficientvit_m4_coco.py').unlink()
+    table = to_markdown(collect([str(bare)]))
+    assert '| bare | box AP 32.70 | not measured § |' in table and 'no config in it says what was trained' in table
+
+
+def test_the_report_tool_refuses_a_work_dir_that_matches_nothing(tmp_path):
+    _fake_run(tmp_path, 'run', {'coco/bbox_mAP': 0.327, 'step': 12}, None)
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'report.py'))['main']
+    with pytest.raises(SystemExit, match=r'No folder matches .*/rnu: name existing work dirs'):
+        main([str(tmp_path / 'run'), str(tmp_path / 'rnu'), '--out', str(tmp_path / 'report')])
+    assert not (tmp_path / 'report.md').exists()
+
+
+@pytest.mark.parametrize('tool, args', [
+    ('benchmark.py', ['m0', '--repeats', '0']), ('benchmark.py', ['m0', '--batch-size', '-1']),
+    ('compare_backbones.py', ['--repeats', '0']), ('compare_backbones.py', ['--batch-size', '0']),
+    ('precision_cost.py', ['config.py', 'trained.pth', '--calibration-images', '0']),
+    ('export_onnx.py', ['m0', '--out', 'm0.onnx', '--calibration-images', '0'])])
+def test_counts_below_one_are_refused_by_the_parser(tool, args, capsys, monkeypatch, tmp_path):
+    from efficientvit_dense import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, 'run', lambda run: pytest.fail('the parser let it through'))  # no comparison trains
+    main = runpy.run_path(os.path.join(REPO, 'tools', tool))['main']
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2 and 'is not at least 1' in capsys.readouterr().err
+
+
+def test_an_arch_exported_with_a_checkpoint_carries_its_weights(tmp_path, capsys):
+    from efficientvit_dense.analysis.benchmark import build_backbone
+    from efficientvit_dense.analysis.export import onnx_runtime_session
+    from efficientvit_dense.analysis.reference import randomize_
+    from efficientvit_dense.models import EfficientViT
+    from efficientvit_dense.models.weights import load_backbone_weights, native_to_official
+
+    trained = randomize_(EfficientViT('m0'), seed=5).state_dict()
+    # A detector's file in the authors' names: its backbone is what an arch exports
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in native_to_official(trained).items()}},
+               tmp_path / 'detector.pth')
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'export_onnx.py'))['main']
+    main(['m0', '--checkpoint', str(tmp_path / 'detector.pth'), '--shape', '64', '--out', str(tmp_path / 'm0.onnx')])
+    assert '(official format)' in capsys.readouterr().out
+    reference, _ = build_backbone('m0', (64, 64))
+    load_backbone_weights(reference, str(tmp_path / 'detector.pth'))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = deploy(reference.eval())(x)
+    session = onnx_runtime_session(str(tmp_path / 'm0.onnx'))
+    exported = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert max(float((torch.from_numpy(e) - r).abs().max()) for e, r in zip(exported, expected)) < 1e-4
+
+
+def test_the_int8_export_is_checked_on_images_calibration_did_not_see(pristine, tmp_path, monkeypatch, capsys):
+    from efficientvit_dense.analysis import export
+
+    calibrated, checked = [], []
+
+    def quantise(model, example, path, calibration):  # ONNX Runtime's quantisation itself is tested elsewhere
+        calibrated.extend(torch.cat(calibration))
+        open(path, 'wb').close()
+        return path
+
+    monkeypatch.setattr(quantize, 'export_onnx_int8', quantise)
+    monkeypatch.setattr(export, 'max_difference_to_pytorch', lambda model, path, x, relative: checked.extend(x) or 0.0)
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'export_onnx.py'))['main']
+    main([DEMOS['classification'].config, '--shape', '96', '--precision', 'int8', '--calibration-images', '4',
+          '--data-root', str(pristine), '--out', str(tmp_path / 'int8.onnx')])
+    assert len(calibrated) == 4 and len(checked) == 2
+    assert not any(torch.equal(seen, image) for seen in calibrated for image in checked)
+    printed = capsys.readouterr().out
+    assert 'int8 calibrated on 4 images spread evenly over the 16 of the training split' in printed
+    assert 'on 2 images of the test split (not calibrated on): max |difference| / max |PyTorch output| = ' in printed
+
+
+def test_a_torchvision_resnet_is_timed_on_its_trunk_and_other_models_without_features_are_refused(tmp_path):
+    record = benchmark('torchvision:resnet18', work_dir=str(tmp_path), **TINY)
+    _sane(record, 'conv1..layer4')
+    with pytest.raises(UnsupportedError, match="ShuffleNetV2 has neither"):
+        benchmark('torchvision:shufflenet_v2_x0_5', work_dir=str(tmp_path), **TINY)
+
+
+def test_onnx_runtime_is_refused_on_a_gpu():
+    with pytest.raises(UnsupportedError, match='onnxruntime runs on the CPU'):
+        check_modes(['deploy', 'onnxruntime'], 'cuda')

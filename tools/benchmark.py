@@ -24,7 +24,7 @@ import torch
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.modes import MODE_HELP
+from efficientvit_dense.analysis.modes import MODE_HELP, positive_int
 
 
 def main(argv=None):
@@ -41,10 +41,10 @@ def main(argv=None):
                         'and peers of its config file')
     cli.add_cfg_options(parser, "override the first model's config (and peers of its config file)")
     cli.add_shape(parser)
-    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--batch-size', type=positive_int, default=16)
     parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s choice)')
+    parser.add_argument('--repeats', type=positive_int, default=10)
+    parser.add_argument('--threads', type=positive_int, help='CPU threads (default: torch\'s choice)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes')
     args = cli.parse(parser, argv)

@@ -12,7 +12,7 @@ again and a new report is written beside the old ones.
 """
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.modes import MODE_HELP
+from efficientvit_dense.analysis.modes import MODE_HELP, positive_int
 
 
 def main(argv=None):
@@ -23,8 +23,8 @@ def main(argv=None):
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--modes', nargs='*', default=['deploy'], choices=sorted(set(MODE_HELP) - {'onnxruntime'}),
                         help='timing modes for every model (none: eager)')
-    parser.add_argument('--batch-size', type=int, default=8, help='images per timed predict call')
-    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--batch-size', type=positive_int, default=8, help='images per timed predict call')
+    parser.add_argument('--repeats', type=positive_int, default=10)
     cli.add_cfg_options(parser, 'override every config: key=value')
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.

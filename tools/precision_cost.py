@@ -1,6 +1,6 @@
 """What each precision costs in accuracy: a trained checkpoint evaluated on
 its config's test split in its deploy form in float32, bfloat16 and int8
-(calibrated on the first images of the training split), then the predict
+(calibrated on images spread evenly over the training split), then the predict
 paths timed in turns on one test batch, side by side.
 
     python tools/precision_cost.py configs/demo/retinanet_efficientvit_m0_synthetic.py \\
@@ -14,7 +14,7 @@ import os.path as osp
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
-from efficientvit_dense.analysis.modes import CALIBRATION_IMAGES, PRECISIONS
+from efficientvit_dense.analysis.modes import CALIBRATION_IMAGES, PRECISIONS, positive_int
 
 
 def main(argv=None):
@@ -22,7 +22,7 @@ def main(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('--precisions', nargs='+', default=list(PRECISIONS), choices=PRECISIONS)
-    parser.add_argument('--calibration-images', type=int, default=CALIBRATION_IMAGES,
+    parser.add_argument('--calibration-images', type=positive_int, default=CALIBRATION_IMAGES,
                         help='int8: how many training images calibrate the activation ranges')
     parser.add_argument('--work-dir', help='default: work_dirs/precision_cost/<config name>')
     parser.add_argument('--data-root', help="dataset root, replacing the config's data_root everywhere")

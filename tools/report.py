@@ -24,7 +24,11 @@ def main(argv=None):
     args = cli.parse(parser, argv)
 
     def run():
-        dirs = sorted({d for pattern in args.work_dirs for d in glob.glob(pattern) if osp.isdir(d)})
+        matched = {pattern: [d for d in glob.glob(pattern) if osp.isdir(d)] for pattern in args.work_dirs}
+        unmatched = [pattern for pattern, found in matched.items() if not found]
+        if unmatched:  # a misspelt work dir would leave its row out of the table without a word
+            raise InputNotFoundError(f'No folder matches {", ".join(unmatched)}: name existing work dirs.')
+        dirs = sorted({d for found in matched.values() for d in found})
         rows = collect(dirs)
         if not rows:
             raise InputNotFoundError(f'No evaluation results or benchmark JSON under {", ".join(args.work_dirs)}.')

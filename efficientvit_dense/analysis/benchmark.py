@@ -45,6 +45,9 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
         if 'onnxruntime' not in modes:  # PT2E's int8 runs compiled: say so in the records
             modes = sorted({*modes, 'compile'}, key=MODES.index)
     if 'onnxruntime' in modes:
+        if not on_cpu:
+            raise UnsupportedError('onnxruntime runs on the CPU (the project installs ONNX Runtime\'s CPU package and '
+                                   'feeds it host arrays): time it with --device cpu, or the PyTorch modes on the GPU.')
         if predict_path:
             raise UnsupportedError('onnxruntime times backbones and classifiers; export a detector with '
                                    'tools/export_onnx.py instead.')
@@ -151,8 +154,9 @@ class ForwardFeatures(nn.Module):
 
 def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
     """An arch ('m0'..'m5': this project's backbone), 'timm:NAME' (timm's
-    ``forward_features``) or 'torchvision:NAME' (its ``features``), with
-    random weights. Returns the module and what is timed."""
+    ``forward_features``) or 'torchvision:NAME' (its ``features``, or a
+    ResNet's layers up to ``layer4``), with random weights. Returns the
+    module and what is timed."""
     if spec in ARCH_SETTINGS:
         windows = stage_windows(size)
         return EfficientViT(spec, window_size=windows), f'backbone forward (windows {windows})'
@@ -168,7 +172,14 @@ def build_backbone(spec: str, size: tuple[int, int]) -> tuple[nn.Module, str]:
         if name not in torchvision.models.list_models():
             raise UnsupportedError(f'{spec!r}: torchvision has no model {name!r} '
                                    '(torchvision.models.list_models() lists them).')
-        return torchvision.models.get_model(name, weights=None).features, 'features'
+        model = torchvision.models.get_model(name, weights=None)
+        if isinstance(model, torchvision.models.ResNet):  # the trunk a detector's ResNet backbone runs
+            return nn.Sequential(*list(model.children())[:-2]), 'conv1..layer4 (no pooling, no fc)'
+        if not isinstance(getattr(model, 'features', None), nn.Module):
+            raise UnsupportedError(f'{spec!r}: the benchmark times a torchvision model\'s feature trunk: its '
+                                   '`features` (MobileNet, EfficientNet, ConvNeXt, VGG ...) or a ResNet\'s layers; '
+                                   f'{type(model).__name__} has neither. Time timm:NAME, or a config file.')
+        return model.features, 'features'
     raise UnsupportedError(f'{spec!r}: expected an arch ({", ".join(ARCH_SETTINGS)}), timm:NAME, torchvision:NAME '
                            'or a config file.')
 

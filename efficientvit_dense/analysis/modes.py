@@ -3,6 +3,8 @@ the precisions a model is deployed and evaluated in. Imports nothing heavy,
 so that the tools' --help and argument errors come before the stack loads."""
 from __future__ import annotations
 
+import argparse
+
 MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none: eager
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions and attention as matrix products over '
@@ -36,3 +38,14 @@ def split_target(target: str) -> tuple[str, list[str] | None]:
 
 PRECISIONS = ('float32', 'bfloat16', 'int8')  # tools/test.py --precision, tools/precision_cost.py
 CALIBRATION_IMAGES = 32  # int8: training images that calibrate the activation ranges
+
+
+def positive_int(text: str) -> int:
+    """argparse's ``type`` for a count that must be at least 1 (repeats, a batch, calibration images)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value} is not at least 1')
+    return value

@@ -12,7 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from ..errors import ConfigError, UnsupportedError
+from ..errors import ConfigError, DataError, UnsupportedError
 from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
 from .modes import CALIBRATION_IMAGES, PRECISIONS
 from .quantize import quantize_int8
@@ -24,56 +24,107 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def calibration_dataloader(cfg: Config, num_images: int) -> dict:
-    """The config's training split read through its test pipeline (the
-    images as inference sees them, without training's random augmentation),
-    its first ``num_images``, as a dataloader config."""
-    if not cfg.get('train_dataloader'):
-        raise ConfigError('int8 calibrates on the training split, and this config has no train_dataloader.')
-    loader = copy.deepcopy(cfg.train_dataloader)
-    dataset = loader.dataset
+def spread_evenly(total: int, count: int) -> list[int]:
+    """``count`` indices of ``range(total)`` spread evenly over it, the first
+    included (all of them when ``count >= total``): a split sorted by class
+    (class folders) gives every part of it a share, the same ones every run."""
+    count = min(count, total)
+    return [i * total // count for i in range(count)]
+
+
+def split_images(cfg: Config, split: str, num_images: int) -> tuple[torch.utils.data.Subset, int]:
+    """``num_images`` of ``cfg``'s ``split`` ('train' or 'test') spread
+    evenly over it, read through the test pipeline (the images as inference
+    sees them, without training's random augmentation), as a dataset; and
+    how many the split holds. Built in the config's scope (the dataset's
+    registry)."""
+    from mmengine.registry import DATASETS, DefaultScope
+
+    if not cfg.get(f'{split}_dataloader'):
+        raise ConfigError(f'int8 reads images of the {split} split, and this config has no {split}_dataloader: '
+                          'add one.')
+    dataset = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
     while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):  # RepeatDataset and the like
-        dataset = dataset.dataset
+        dataset = dataset.dataset  # each image once
     dataset.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-    dataset.indices = num_images  # mmengine's BaseDataset: the first n samples
-    loader.sampler = dict(type='DefaultSampler', shuffle=False)
-    loader.pop('batch_sampler', None)
-    loader.update(batch_size=min(8, num_images), persistent_workers=False, num_workers=0)
-    return loader
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        dataset = DATASETS.build(dataset)
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    return torch.utils.data.Subset(dataset, spread_evenly(len(dataset), num_images)), len(dataset)
 
 
-def calibration_loader(cfg: Config, num_images: int):
-    """The dataloader of :func:`calibration_dataloader`, built in the
-    config's scope (the dataset's registry)."""
+def images_loader(cfg: Config, split: str, images: torch.utils.data.Dataset):
+    """A dataloader over ``images`` of ``split`` (from :func:`split_images`),
+    in order, collated as the config's loader of that split does."""
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
+    loader = copy.deepcopy(cfg[f'{split}_dataloader'])
+    loader.pop('batch_sampler', None)
+    loader.update(dataset=images, sampler=dict(type='DefaultSampler', shuffle=False),
+                  batch_size=min(8, max(1, len(images))), persistent_workers=False, num_workers=0)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        return Runner.build_dataloader(calibration_dataloader(cfg, num_images))
+        return Runner.build_dataloader(loader)
+
+
+def calibration_note(used: int, total: int) -> str:
+    """Which images calibrate int8, in words, for what the tools print and record."""
+    return f'{used} images spread evenly over the {total} of the training split'
 
 
 @torch.no_grad()
-def calibration_batches(model, cfg: Config, num_images: int, size: tuple[int, int]) -> list[torch.Tensor]:
-    """The first ``num_images`` of ``cfg``'s training split as the network
+def network_batches(model, cfg: Config, split: str, images: torch.utils.data.Dataset,
+                    size: tuple[int, int]) -> list[torch.Tensor]:
+    """``images`` of ``split`` (from :func:`split_images`) as the network
     sees them (test pipeline, then ``model``'s data preprocessor), resized
-    to ``size``: what an export traced at one size calibrates on."""
+    to ``size``: what an export traced at one size calibrates on, or is
+    checked on."""
     return [F.interpolate(model.data_preprocessor(batch, False)['inputs'], size=size, mode='bilinear')
-            for batch in calibration_loader(cfg, num_images)]
+            for batch in images_loader(cfg, split, images)]
+
+
+def onnx_int8_images(model, cfg: Config, calibration_images: int, size: tuple[int, int],
+                     check_images: int = 2) -> tuple[list[torch.Tensor], torch.Tensor, str]:
+    """For an ONNX int8 export of ``model`` at ``size``: the calibration
+    batches (``calibration_images`` spread evenly over the training split),
+    the images its error is checked on (``check_images`` of the test split,
+    which calibration never sees), and which images calibrated, in words."""
+    calibration, total = split_images(cfg, 'train', calibration_images)
+    check = network_batches(model, cfg, 'test', split_images(cfg, 'test', check_images)[0], size)
+    if not check:
+        raise DataError('The test split holds no images to check the int8 export on: point the config\'s '
+                        'test_dataloader at some (--cfg-options, --data-root).')
+    check = torch.cat(check)
+    return (network_batches(model, cfg, 'train', calibration, size), check,
+            f'calibrated on {calibration_note(len(calibration), total)}')
 
 
 def to_precision(model, precision: str, cfg: Config | None = None,
                  calibration_images: int = CALIBRATION_IMAGES):
     """An mmengine model (detector, segmentor, classifier) in its deploy
-    form and ``precision``, in place; int8 (on the CPU) calibrates on the
-    first ``calibration_images`` of ``cfg``'s training split, run through
-    the whole predict path (``test_step``), as a two-stage detector needs."""
+    form and ``precision``, in place; int8 as :func:`calibrate_int8`."""
     check_precision(precision)
     if precision in CAST_PRECISIONS:
         return deploy(model, precision)
+    calibrate_int8(model, cfg, calibration_images)
+    return model
+
+
+def calibrate_int8(model, cfg: Config, calibration_images: int = CALIBRATION_IMAGES) -> str:
+    """An mmengine model (on the CPU) in its int8 deploy form, in place,
+    calibrated on ``calibration_images`` spread evenly over ``cfg``'s
+    training split (:func:`split_images`; never the split evaluated), run
+    through the whole predict path (``test_step``), as a two-stage detector
+    needs. Returns which images calibrated, in words."""
     if next(model.parameters()).device.type != 'cpu':
         raise UnsupportedError('int8 runs on the CPU (oneDNN\'s int8 kernels); evaluate it with CUDA_VISIBLE_DEVICES= '
                                '(empty) so that the model stays there.')
-    return quantize_int8(model, calibration_loader(cfg, calibration_images), run=model.test_step)
+    images, total = split_images(cfg, 'train', calibration_images)
+    calibrated_on = calibration_note(len(images), total)
+    print_log(f'int8: calibrating on {calibrated_on}.', logger='current')
+    quantize_int8(model, images_loader(cfg, 'train', images), run=model.test_step)
+    return calibrated_on
 
 
 def float32_parts_note(model, precision: str) -> str:
@@ -92,12 +143,16 @@ class DeployHook(Hook):
     def __init__(self, precision: str, calibration_images: int = CALIBRATION_IMAGES):
         self.precision = check_precision(precision)
         self.calibration_images = calibration_images
+        self.calibrated_on = None  # int8: which images calibrated, once they have
 
     def before_test(self, runner) -> None:
         if self.precision == 'int8' and runner.world_size > 1:
             raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
                                    'own share of the images and build another int8 model.')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        to_precision(model, self.precision, runner.cfg, self.calibration_images)
+        if self.precision == 'int8':
+            self.calibrated_on = calibrate_int8(model, runner.cfg, self.calibration_images)
+        else:
+            to_precision(model, self.precision)
         print_log(f'Evaluating the deploy form in {self.precision}. {float32_parts_note(model, self.precision)}',
                   logger='current')

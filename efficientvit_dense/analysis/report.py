@@ -38,9 +38,13 @@ def _newest(pattern: str, work_dir: str) -> str | None:
 
 
 def last_accuracy(work_dir: str) -> tuple[str, float] | None:
-    """The last accuracy logged under ``work_dir``: logs are read oldest
-    first and every evaluation replaces the one before."""
-    logs = sorted(glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True),
+    """The last accuracy a run in ``work_dir`` logged, where mmengine logs
+    it (``work_dir/<time stamp>/vis_data/scalars.json``): logs are read
+    oldest first and every evaluation replaces the one before. Logs deeper
+    down are other runs' (the work dirs in a folder of them, a run in a
+    subfolder), whose accuracy is not this work dir's."""
+    logs = sorted((path for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+                   if _STAMP.fullmatch(osp.basename(osp.dirname(osp.dirname(path))))),
                   key=lambda path: _written(path, work_dir))
     found = None
     for path in logs:
@@ -106,25 +110,34 @@ def collect(work_dirs: list[str]) -> list[dict]:
         accuracy, speed = last_accuracy(work_dir), last_benchmark(work_dir)
         if accuracy is None and speed is None and not by_precision:
             continue
-        timed_elsewhere = None
-        if accuracy is not None and speed is not None and not _times_the_trained_model(speed, work_dir):
-            timed_elsewhere, speed = speed['model'], None  # another model's speed beside this run's accuracy
+        unpaired = None
+        if accuracy is not None and speed is not None:
+            unpaired = _why_not_paired(speed, work_dir)
+            speed = None if unpaired else speed  # not a speed beside an accuracy it may not belong to
         # Training validates in float32: its accuracy is not a bfloat16 or int8 model's (precision_cost.py
         # measures those).
         other_precision = accuracy is not None and speed is not None and _precision(speed) != 'float32'
         rows.append(dict(name=name, work_dir=work_dir, speed=speed, float32_accuracy_only=other_precision,
-                         timed_elsewhere=timed_elsewhere,
+                         unpaired=unpaired,
                          superseded=(precision_file, superseded) if superseded else None,
                          metric=accuracy[0] if accuracy and not other_precision else None,
                          value=accuracy[1] if accuracy and not other_precision else None))
     return rows
 
 
-def _times_the_trained_model(speed: dict, work_dir: str) -> bool:
-    """Whether a benchmark record timed the config a run in ``work_dir``
-    trained: mmengine writes the config there under its own file name."""
+def _why_not_paired(speed: dict, work_dir: str) -> str | None:
+    """Why a benchmark record's speed may not stand beside the accuracy of
+    the run in ``work_dir``, and what to do; None when it timed the config
+    trained there (mmengine writes that config into the work dir under its
+    own file name)."""
     trained = {osp.basename(path) for path in glob.glob(osp.join(work_dir, '*.py'))}
-    return not trained or osp.basename(speed['model']) in trained
+    if not trained:
+        return (f'no config in it says what was trained there, so its newest benchmark record ({speed["model"]}) '
+                'is not paired with its accuracy; put that config in the work dir, as mmengine does')
+    if osp.basename(speed['model']) not in trained:
+        return (f'its newest benchmark record timed {speed["model"]}, not the config trained there; time that config '
+                f'with tools/benchmark.py --work-dir {work_dir}')
+    return None
 
 
 def _precision(speed: dict) -> str:
@@ -147,7 +160,7 @@ def to_markdown(rows: list[dict]) -> str:
             accuracy = '— ‡'
         s = row['speed']
         if s is None:
-            elsewhere = ' §' if row.get('timed_elsewhere') else ''
+            elsewhere = ' §' if row.get('unpaired') else ''
             lines.append(f'| {row["name"]} | {accuracy} | not measured{elsewhere} | | | | | | | |')
             continue
         mark = ' †' if _settings(s) != reference else ''
@@ -158,10 +171,8 @@ def to_markdown(rows: list[dict]) -> str:
     if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
         lines.append('\n† measured with other settings (device, threads, input or batch) than the first row.')
     for row in rows:
-        if row.get('timed_elsewhere'):
-            lines.append(f'\n§ {row["name"]}: its newest benchmark record timed {row["timed_elsewhere"]}, not the '
-                         'config trained there; time that config with tools/benchmark.py --work-dir '
-                         f'{row["work_dir"]}.')
+        if row.get('unpaired'):
+            lines.append(f'\n§ {row["name"]}: {row["unpaired"]}.')
     for row in rows:
         if row.get('superseded'):
             record, why = row['superseded']

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os.path as osp
 import time
 
-from ..analysis.benchmark import benchmark_together, timed_target
+from ..analysis.benchmark import benchmark_together, check_modes, timed_target
 from ..analysis.records import new_stem, save_records
 from ..analysis.report import collect, plot, to_markdown
 from ..engine.checkpointing import check_resume_from, latest_checkpoint
@@ -32,6 +32,7 @@ def compare_backbones(configs=COMPARISON_CONFIGS, work_root: str = 'work_dirs/co
     ``modes`` on the CPU at the configs' test scale, then write a new
     ``report_<time>.md`` and ``.png`` there. Returns the table and paths."""
     start = time.perf_counter()
+    check_modes(modes, 'cpu', predict_path=True)  # timing comes after every training, which takes half an hour
     configs = [resolve_config_path(config) for config in configs]  # a missing one stops before any work
     work_dirs = [osp.join(work_root, osp.splitext(osp.basename(config))[0]) for config in configs]
     for work_dir in set(work_dirs):

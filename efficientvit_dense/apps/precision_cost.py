@@ -63,16 +63,19 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
         cfg.experiment_name = f'{precision}_{time.strftime("%Y%m%d_%H%M%S")}'  # a logger of its own per run
         hook = _KeepRunner(precision, calibration_images)
         metrics = test(cfg, checkpoint, hooks=[hook])
-        evaluated[precision] = (metrics, hook.runner)
+        evaluated[precision] = (metrics, hook.runner, hook.calibrated_on)
     evaluated = [(p, *evaluated[p]) for p in precisions]
     batch = next(iter(evaluated[0][2].test_dataloader))
     device = next(evaluated[0][2].model.parameters()).device
-    calls = [lambda model=runner.model: model.test_step(batch) for _, _, runner in evaluated]
-    times = interleaved_times(calls, warmup, repeats, device)
+    calls = [lambda model=runner.model: model.test_step(batch) for _, _, runner, _ in evaluated]
+    # As mmengine's test loop runs them: test_step itself keeps autograd on, under which the deploy form's layers
+    # skip oneDNN's packed weights (models/deploy.py) while int8's parts run without it: an unequal ratio.
+    with torch.no_grad():
+        times = interleaved_times(calls, warmup, repeats, device)
     images = len(batch['inputs'])
     env = environment(device)
     records = []
-    for (precision, metrics, runner), seconds in zip(evaluated, times):
+    for (precision, metrics, runner, calibrated_on), seconds in zip(evaluated, times):
         label, value = headline(metrics)
         records.append(dict(
             model=osp.relpath(config, REPO_ROOT) if config.startswith(REPO_ROOT) else config,
@@ -82,7 +85,8 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
             modes=RUN_AS[precision],
             input_size=list(batch['inputs'][0].shape[-2:]),
             batch_size=images, images_per_s=images / statistics.median(seconds), warmup=warmup, repeats=repeats,
-            float32_parts=float32_parts_note(runner.model, precision), **env))
+            float32_parts=float32_parts_note(runner.model, precision),
+            **(dict(calibration=calibrated_on) if calibrated_on else {}), **env))
     path = new_stem(work_dir, 'precision') + '.json'
     try:
         with open(path, 'x') as f:
@@ -108,4 +112,5 @@ def format_cost(records: list[dict]) -> str:
                      f'{r["images_per_s"]:>9.1f} {r["images_per_s"] / base["images_per_s"]:>6.2f}x  '
                      + '+'.join(r['modes']))
     notes = sorted({r['float32_parts'] for r in records if r['float32_parts']})
+    notes += [f'{r["precision"]}: calibrated on {r["calibration"]}' for r in records if r.get('calibration')]
     return '\n'.join(lines + notes + [f'saved {first.get("saved", "")}'])

@@ -9,8 +9,11 @@ data_preprocessor = dict(num_classes=num_classes)
 model = dict(head=dict(num_classes=num_classes))
 
 bgr_mean, bgr_std = [103.53, 116.28, 123.675], [57.375, 57.12, 58.395]  # the ImageNet statistics, BGR
-# The ImageNet pipeline without file loading (CIFAR images live in memory).
+# The ImageNet pipeline without file loading (CIFAR images live in memory, in RGB): first the arrays in the
+# channel order of an image file read from disk, which the data preprocessor turns to RGB, as it does the
+# files tools/infer.py classifies.
 train_pipeline = [
+    dict(type='DatasetRGBToBGR'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10, magnitude_level=9,
@@ -20,6 +23,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [
+    dict(type='DatasetRGBToBGR'),
     dict(type='Resize', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='PackInputs'),
 ]

@@ -126,6 +126,31 @@ def test_transfer_configs_follow_the_authors_recipe():
     assert cfg.model.backbone.window_size == (7, 7, 4)  # the pretrained attention windows at 224
 
 
+@pytest.mark.parametrize('name', ['cls_efficientvit_m5_cifar10.py', 'cls_efficientvit_m4_cifar100.py'])
+def test_cifar_arrays_and_image_files_reach_the_network_in_the_same_colours(name, tmp_path):
+    """mmpretrain's CIFAR datasets hold RGB arrays, image files are read in BGR, and the data preprocessor
+    turns BGR into the RGB of the ImageNet weights: the arrays are put in the files' order first."""
+    import cv2
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmpretrain.models import ClsDataPreprocessor
+    from mmpretrain.registry import TRANSFORMS
+
+    cfg = load_config(osp.join(REPO, 'configs', name))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose([TRANSFORMS.build(step) for step in cfg.test_dataloader.dataset.pipeline])
+    preprocess = ClsDataPreprocessor(**{k: v for k, v in cfg.data_preprocessor.items() if k != 'type'})
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255  # RGB, as the dataset holds it
+    cv2.imwrite(str(tmp_path / 'red.png'), red[..., ::-1])  # cv2 writes BGR: a red picture
+    from_dataset = pipeline(dict(img=red, gt_label=0, sample_idx=0, img_shape=(32, 32), ori_shape=(32, 32)))
+    from_file = pipeline(dict(img=cv2.imread(str(tmp_path / 'red.png')), img_shape=(32, 32), ori_shape=(32, 32)))
+    seen = [preprocess(dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]))['inputs'][0]
+            for sample in (from_dataset, from_file)]
+    assert torch.equal(seen[0], seen[1])
+    assert seen[0][0].mean() > 0 > seen[0][2].mean()  # red, where the weights expect it: channel 0
+
+
 def test_missing_cifar_stops_with_one_clear_message(tmp_path):
     cfg = load_config(osp.join(REPO, 'configs', 'cls_efficientvit_m5_cifar10.py'),
                       work_dir=str(tmp_path / 'run'), data_root=str(tmp_path / 'no_cifar'))

@@ -224,3 +224,9 @@ def test_infer_writes_blended_pictures_and_label_maps(demo_run, synthetic, tmp_p
             assert one.read() == two.read()
     labels = cv2.imread(label_maps[0], cv2.IMREAD_UNCHANGED)
     assert labels.shape == (96, 96) and labels.max() < 7
+    # With reduce_zero_label (ADE20K's): the classes count from 1 in the maps, as in the dataset's and in mmseg's
+    # format_only; 0 is "unlabelled"
+    cfg.test_dataloader.dataset.reduce_zero_label = True
+    infer(cfg, checkpoint, [str(synthetic / 'val')], str(tmp_path / 'from_one'))
+    assert (cv2.imread(str(tmp_path / 'from_one' / 'pred' / osp.basename(label_maps[0])), cv2.IMREAD_UNCHANGED)
+            == labels + 1).all()

@@ -15,7 +15,7 @@ from mmengine.registry import DefaultScope
 from ..errors import BadImageError, InputNotFoundError, OutputExistsError, UnsupportedError
 from ..models.weights import safe_loading_errors
 from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
-from .config import config_errors
+from .config import config_errors, dataset_setting, iter_datasets
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -88,13 +88,20 @@ def build_inferencer(cfg: Config, checkpoint: str | None, device: str = 'cpu'):
     return inferencer
 
 
+def _count_classes_from_one(label_map: str) -> None:
+    labels = cv2.imread(label_map, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(label_map, (labels.astype('uint16') + 1).clip(0, 255).astype('uint8'))
+
+
 def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_thr: float = 0.3,
           opacity: float = 0.5, device: str = 'cpu', overwrite: bool = False) -> list[str]:
     """Draw ``checkpoint``'s predictions on every input image into
     ``out_dir/vis``: boxes (and masks) above ``score_thr`` for detectors,
     the class map blended over the image at ``opacity`` for segmentors, which
     also write the raw label maps to ``out_dir/pred`` (``<image stem>.png``,
-    as mmseg's format_only). Outputs keep the inputs' folder structure
+    as mmseg's format_only: where the test split reduces label zero, as
+    ADE20K's does, the classes count from 1, 0 being unlabelled, as in its
+    own maps). Outputs keep the inputs' folder structure
     (:func:`output_names`); ``out_dir/vis`` and ``out_dir/pred`` are never
     read as input; outputs of an earlier run are replaced only with
     ``overwrite``. Returns the drawings."""
@@ -118,6 +125,10 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
                                 '--overwrite.')
     check_readable(images)
     inferencer = build_inferencer(cfg, checkpoint, device)
+    # mmseg's inferencer writes the model's class indices; its format_only writes them as the dataset's maps hold
+    # them. The dataset's class default counts (ADE20KDataset reduces label zero unless told otherwise).
+    shifted = scope == 'mmseg' and any(dataset_setting(dataset, 'reduce_zero_label', scope, False)
+                                       for split, dataset in iter_datasets(cfg) if split == 'test_dataloader')
     # The inferencers name a drawing after the image alone and a label map after a running count: run them
     # per input folder into a staging folder and move each output to its place.
     staging = tempfile.mkdtemp(prefix='.infer-', dir=_made(out_dir))
@@ -138,6 +149,8 @@ def infer(cfg: Config, checkpoint: str, inputs: list[str], out_dir: str, score_t
                             'pred': [f'{first + n:08}_pred.png' for n in range(len(group))]}
             for kind, files in made.items():
                 for i, file in zip(indices, files):
+                    if kind == 'pred' and shifted:
+                        _count_classes_from_one(osp.join(staging, kind, file))
                     _move(osp.join(staging, kind, file), places[kind][i], overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,7 +2,7 @@
 
     model = torch.hub.load('path/to/efficientvit-dense', 'efficientvit_m4', source='local',
                            pretrained='efficientvit_m4.pth')
-    features = model.forward_intermediates(images, intermediates_only=True)  # strides 16, 32, 64
+    features = model.eval().forward_intermediates(images, intermediates_only=True)  # strides 16, 32, 64
 
 ``pretrained``: a checkpoint path or URL in any layout the project reads (the
 authors' release, timm's, this project's). The windows default to those of
@@ -20,6 +20,10 @@ def _efficientvit(arch: str, pretrained: str | None = None, **kwargs):
     from efficientvit_dense.models.arch import IMAGENET_224_WINDOWS
     from efficientvit_dense.models.weights import load_backbone_weights
     model = EfficientViT(arch, **{'window_size': IMAGENET_224_WINDOWS, **kwargs})
+    if pretrained is True:  # timm's habit; nothing is downloaded by name here
+        from efficientvit_dense.errors import InputNotFoundError
+        raise InputNotFoundError(f'pretrained takes the checkpoint\'s path or URL (the authors\' release or timm\'s '
+                                 f'weights: pretrained=\'efficientvit_{arch}.pth\'), not True.')
     if pretrained:
         load_backbone_weights(model, pretrained)
     return model  # in training mode, as timm.create_model returns it

@@ -11,6 +11,7 @@ from efficientvit_dense.models import ARCH_SETTINGS, EfficientViT
 from efficientvit_dense.models.backbones.efficientvit import LocalWindowAttention, Residual, TokenWindowAttention
 from efficientvit_dense.models.deploy import PackedWeightLayer, PointwiseLinear, fuse_batchnorm
 from efficientvit_dense.models.weights import (
+    extract_state_dict,
     load_backbone_weights,
     load_state_into,
     native_to_official,
@@ -69,6 +70,40 @@ def test_dense_default_resizes_the_imagenet_stage3_bias_table(timm_model):
     assert all('4x4 -> 7x7' in line for line in report['resized'])
     assert all(k.startswith('stages.2.') for k in report['resized'])
     assert model.stages[2].blocks[0].mixer.m.attn.attention_biases.shape == (4, 49)
+
+
+def test_a_deployed_backbone_stays_in_eval_mode_and_a_cast_one_gives_intermediates():
+    from efficientvit_dense.models.deploy import cast
+    deployed = EfficientViT('m0', drop_path_rate=0.2).eval().switch_to_deploy()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = deployed(x)
+        deployed.train()  # as a wrapper holding it does: half its drop paths are fused away, neither model
+        assert not any(m.training for m in deployed.modules())
+        assert all(torch.equal(a, b) for a, b in zip(deployed(x), expected))
+    cast_only = cast(EfficientViT('m0').eval(), torch.bfloat16)  # a peer cast by hand, not deployed
+    with torch.no_grad():
+        maps = cast_only.forward_intermediates(torch.randn(1, 3, 64, 64), intermediates_only=True)
+    assert [m.dtype for m in maps] == [torch.float32] * 3
+
+
+def test_a_bias_table_shrunk_to_a_smaller_window_is_warned_about(caplog):
+    dense = EfficientViT('m0')  # window 7 everywhere, as the detectors' backbones
+    model = EfficientViT('m0', window_size=IMAGENET_224_WINDOWS)  # the 4x4 last stage of ImageNet at 224
+    with caplog.at_level('WARNING'):
+        report = load_state_into(model, dict(dense.state_dict()))
+    assert all('7x7 -> 4x4' in line for line in report['resized'])
+    assert 'attention bias table is shrunk to the model\'s 4x4; its trained values are lost' in caplog.text
+    caplog.clear()
+    with caplog.at_level('WARNING'):
+        load_state_into(dense, dict(model.state_dict()))  # ImageNet's 4x4 grown to 7x7: the usual way, no warning
+    assert 'shrunk' not in caplog.text
+
+
+def test_a_prefix_without_its_dot_takes_the_part_it_names():
+    backbone = EfficientViT('m0').state_dict()
+    detector = {f'backbone.{k}': v for k, v in backbone.items()}
+    assert extract_state_dict(detector, prefix='backbone').keys() == backbone.keys()  # mmengine's Pretrained form
 
 
 @pytest.mark.parametrize('batch,height,width', [(1, 200, 333), (3, 97, 130), (1, 32, 32), (1, 800, 1333)])

@@ -30,6 +30,13 @@ def test_hub_loads_every_arch_and_the_given_weights(hub_pair):
         assert model.out_indices == (2,) and len(model.eval()(torch.zeros(1, 3, 64, 64))) == 1
 
 
+def test_pretrained_true_asks_for_the_checkpoints_path():
+    from efficientvit_dense.errors import InputNotFoundError
+    with pytest.raises(InputNotFoundError, match=r"pretrained takes the checkpoint's path or URL .*"
+                                                 r"pretrained='efficientvit_m4.pth'\), not True"):
+        torch.hub.load(REPO, 'efficientvit_m4', source='local', trust_repo=True, pretrained=True)
+
+
 def test_feature_info_is_timms(hub_pair):
     reference, ours = hub_pair
     assert ours.feature_info == reference.feature_info

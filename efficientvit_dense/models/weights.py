@@ -114,6 +114,7 @@ def extract_state_dict(ckpt: Mapping, prefix: str | None = None) -> dict[str, to
             and not any(k.startswith(('stages.', 'blocks1.')) for k in state):
         prefix = 'backbone.'
     if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'  # mmengine's Pretrained takes 'backbone' too
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     return state
 
@@ -264,6 +265,10 @@ def resize_attention_biases(state: dict[str, torch.Tensor], model_state: Mapping
         old, new = round(value.shape[1] ** 0.5), round(target.shape[1] ** 0.5)
         state[key] = resize_bias_table(value, new)
         resized.append(f'{key} ({old}x{old} -> {new}x{new})')
+        if new < old:  # growing ImageNet's 4x4 last stage to the dense 7x7 is the usual way; shrinking loses values
+            logger.warning(f'{key}: the file\'s {old}x{old} attention bias table is shrunk to the model\'s '
+                           f'{new}x{new}; its trained values are lost. Build the model with the window it was trained '
+                           'with (window_size=7 for the dense tasks\' checkpoints).')
     return resized
 
 

@@ -456,8 +456,8 @@ class EfficientViT(BaseModule):
                                   f'{stages} stages.')
         last = max(take) if stop_early else stages - 1
         self._check_input_size(x)
-        dtype = getattr(self, 'compute_dtype', torch.float32)  # deployed in bfloat16: float32 in and out, as forward
-        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last).to(dtype) if self.deployed else x)
+        dtype = getattr(self, 'compute_dtype', torch.float32)  # cast to bfloat16: float32 in and out, as forward
+        x = self.patch_embed((x.contiguous(memory_format=torch.channels_last) if self.deployed else x).to(dtype))
         intermediates = []
         for i, stage in enumerate(self.stages[:last + 1]):
             x = stage(x, with_cp=self.with_cp and self.training)
@@ -541,6 +541,10 @@ class EfficientViT(BaseModule):
                 param.requires_grad = False
 
     def train(self, mode: bool = True):
+        # The deploy form stays in eval mode: its BatchNorms are folded and some of its drop paths fused away, so in
+        # training mode it would be neither model. Wrappers set the mode of all they hold (torch.onnx.export
+        # restores it after tracing), so this is not an error.
+        mode = mode and not getattr(self, 'deployed', False)
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

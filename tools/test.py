@@ -21,7 +21,7 @@ def main(argv=None):
                         'SHOW_DIR/vis_data/vis_image, a classifier\'s into SHOW_DIR')
     parser.add_argument('--precision', choices=PRECISIONS,
                         help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
-                        'the first images of the training split (tools/precision_cost.py compares them all)')
+                        'images spread evenly over the training split (tools/precision_cost.py compares them all)')
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     from efficientvit_dense.analysis.precision import DeployHook

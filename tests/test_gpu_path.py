@@ -19,6 +19,7 @@ from efficientvit_dense.apps.gpu_check import (
     compare_cuda_ops,
     format_report,
     run_gpu_check,
+    train_and_test,
 )
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import Request, mixed_precision, train
@@ -109,6 +110,9 @@ def test_the_gpu_checks_steps_run_and_report_on_a_small_plan(pristine, tmp_path)
     report = format_report(result)
     assert 'RetinaNet-M4, float32, 2 images of 128x160 per step' in report
     assert 'not compared (no GPU)' in report and 'retinanet_r50_fpn_1x_coco.py' in report
+    # A second check trains anew in a folder of its own (the first's finished run was refused as an earlier run)
+    assert train_and_test(small_plan('cpu'), str(tmp_path / 'check'), str(pristine))['iters'] == 2
+    assert len([p for p in (tmp_path / 'check').iterdir() if p.name.startswith('train_')]) == 2
 
 
 @gpu

@@ -134,8 +134,11 @@ def compare_cuda_ops(device: str = 'cuda') -> list[dict]:
 
 
 def train_and_test(plan: Plan, work_dir: str, data_root: str) -> dict:
-    """A few iterations of the GPU check's config, then a test pass."""
-    cfg = load_config(CONFIG, plan.train_cfg_options, work_dir=osp.join(work_dir, 'train'), data_root=data_root)
+    """A few iterations of the GPU check's config, then a test pass, in a
+    new ``work_dir/train_<time>``: each check measures a training of its own
+    (one folder would hold the last check's run, which is not retrained)."""
+    cfg = load_config(CONFIG, plan.train_cfg_options, work_dir=new_stem(work_dir, 'train', extensions=('',)),
+                      data_root=data_root)
     cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = plan.train_iters
     cfg.default_hooks.checkpoint.interval = plan.train_iters
     if torch.device(plan.device).type == 'cuda':

@@ -322,6 +322,12 @@ def test_a_report_reads_each_work_dirs_own_logs_and_pairs_a_speed_only_with_the_
     (bare / 'retinanet_efficientvit_m4_coco.py').unlink()
     table = to_markdown(collect([str(bare)]))
     assert '| bare | box AP 32.70 | not measured § |' in table and 'no config in it says what was trained' in table
+    # The trained config timed with random weights (tools/benchmark.py without --checkpoint): not the trained model
+    untrained = _fake_run(tmp_path, 'untrained', {'coco/bbox_mAP': 0.327, 'step': 12}, {**speed, 'checkpoint': None})
+    table = to_markdown(collect([str(untrained)]))
+    assert '| untrained | box AP 32.70 | not measured § |' in table and 'with random weights' in table
+    trained = _fake_run(tmp_path, 'trained', {'coco/bbox_mAP': 0.327, 'step': 12}, {**speed, 'checkpoint': 'x.pth'})
+    assert '| trained | box AP 32.70 | 2.5 |' in to_markdown(collect([str(trained)]))
 
 
 def test_the_report_tool_refuses_a_work_dir_that_matches_nothing(tmp_path):

@@ -137,6 +137,10 @@ def _why_not_paired(speed: dict, work_dir: str) -> str | None:
     if osp.basename(speed['model']) not in trained:
         return (f'its newest benchmark record timed {speed["model"]}, not the config trained there; time that config '
                 f'with tools/benchmark.py --work-dir {work_dir}')
+    if 'checkpoint' in speed and not speed['checkpoint']:  # tools/benchmark.py without --checkpoint
+        return (f'its newest benchmark record timed {speed["model"]} with random weights, whose post-processing is '
+                'not the trained model\'s (a random detector keeps almost no boxes for NMS); time it with '
+                f'tools/benchmark.py --checkpoint CKPT --work-dir {work_dir}')
     return None
 
 

@@ -231,6 +231,8 @@ def test_checkpoints_saved_to_the_hooks_out_dir_count_as_the_work_dirs_run(tmp_p
     with pytest.raises(OutputExistsError, match=r'holds an earlier run \(last checkpoint \S+disk/run/iter_8.pth\)'):
         choose_resume(cfg, Request())  # a new run would save over them
     choose_resume(cfg, Request(resume=str(tmp_path / 'disk' / 'run' / 'iter_8.pth')))  # its own, in the out_dir
+    choose_resume(cfg, Request(resume=True))  # found there without the work dir's marker (a fresh node, say)
+    assert cfg.load_from == str(tmp_path / 'disk' / 'run' / 'iter_8.pth')
 
 
 def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):

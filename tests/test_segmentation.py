@@ -200,8 +200,8 @@ def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_
     # mmseg names a drawing after its image and a step that starts at 0 each run: a second run would replace them
     cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'again'),
                       data_root=str(synthetic))
-    with pytest.raises(OutputExistsError, match=r'vis_image holds drawings of an earlier run, which this one would '
-                                                r'replace; choose another --show-dir'):
+    with pytest.raises(OutputExistsError, match=r'vis_image is not empty: the drawings .* would replace an earlier '
+                                                r'run\'s or mix with other files; choose another --show-dir'):
         evaluate(cfg, str(work_dir / 'iter_2.pth'), show_dir=str(tmp_path / 'show'))
 
 

@@ -220,6 +220,10 @@ def test_a_precision_record_stands_for_its_work_dir_until_a_newer_measurement(tm
     assert '| m4 | box AP 32.70 | 2.5 |' in table and 'int8' not in table
     assert ('¶ m4: precision_20260102_000000.json (tools/precision_cost.py) evaluated iter_12.pth, not the newest '
             'checkpoint iter_24.pth' in table)
+    os.rename(run / 'iter_12.pth', run / 'best_coco_bbox_mAP_iter_12.pth')  # save_best's, which it evaluated
+    (evaluated_file := run / 'precision_20260102_000000.json').write_text(
+        evaluated_file.read_text().replace('iter_12.pth', 'best_coco_bbox_mAP_iter_12.pth'))
+    assert [row['name'] for row in collect([str(run)])] == ['m4 (float32)', 'm4 (int8)']
     (run / 'iter_24.pth').unlink()
     (run / 'benchmark_20260103_000000.json').write_text(json.dumps([{**speed, 'modes': ['deploy'],
                                                                       'images_per_s': 3.0}]))

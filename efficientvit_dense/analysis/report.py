@@ -81,11 +81,13 @@ def precision_records(work_dir: str) -> tuple[list[dict], str | None]:
 
 def _why_superseded(records: list[dict], path: str, work_dir: str) -> str | None:
     """Why a precision record no longer stands for its work dir, or None:
-    a resumed training saved a checkpoint after the one it evaluated, or a
+    it evaluated neither the newest checkpoint nor a best one there (a
+    resumed training saved one after it), or a
     newer benchmark (the comparison's, other --modes) is the figure asked for."""
     checkpoint = latest_checkpoint(work_dir)
     evaluated = {osp.basename(r.get('checkpoint') or '') for r in records}
-    if checkpoint is not None and osp.basename(checkpoint) not in evaluated:
+    best = {osp.basename(path) for path in glob.glob(osp.join(work_dir, 'best_*.pth'))}  # save_best's, kept
+    if checkpoint is not None and not evaluated & {osp.basename(checkpoint), *best}:
         return f'evaluated {", ".join(sorted(evaluated))}, not the newest checkpoint {osp.basename(checkpoint)}'
     benchmark = _newest('benchmark*.json', work_dir)
     if benchmark is not None and _written(benchmark, work_dir) > _written(path, work_dir):

@@ -279,7 +279,8 @@ def choose_resume(cfg, request) -> None:
     read stops: starting again would save over them."""
     found = sorted(path for folder in {cfg.work_dir, checkpoint_folder(cfg)}
                    for path in glob.glob(osp.join(folder, '*.pth')))
-    earlier = latest_checkpoint(cfg.work_dir)
+    # Without the marker (a fresh work dir beside an out_dir on shared storage), the out_dir's newest
+    earlier = latest_checkpoint(cfg.work_dir) or latest_checkpoint(checkpoint_folder(cfg))
     if found and not request.resume:
         raise OutputExistsError(
             f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier or found[-1]}); it is not overwritten. '

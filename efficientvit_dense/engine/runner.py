@@ -154,8 +154,9 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
     # Both name a drawing after its image and the step, which starts at 0 each run: an earlier run's would be
     # replaced.
     if osp.isdir(pictures) and os.listdir(pictures):
-        raise OutputExistsError(f'{pictures} holds drawings of an earlier run, which this one would replace; choose '
-                                'another --show-dir.')
+        raise OutputExistsError(f'{pictures} is not empty: the drawings (<image>_<step>.png, the step counted from 0 '
+                                'each run) would replace an earlier run\'s or mix with other files; choose another '
+                                '--show-dir.')
 
 
 def dumped_predictions(cfg: Config, request: Request) -> None:

@@ -106,10 +106,11 @@ class CrashSafeCheckpointHook(CheckpointHook):
         # A resume from another folder's checkpoint restores that run's best path, which mmengine would delete
         # at this run's first better score.
         if self.save_best is not None:
-            if not _inside(getattr(self, 'best_ckpt_path', None), self.out_dir):
+            # mmengine sets best_ckpt_path for one key indicator, best_ckpt_path_dict for several
+            if getattr(self, 'best_ckpt_path', None) and not _inside(self.best_ckpt_path, self.out_dir):
                 self.best_ckpt_path = None
             for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
-                if not _inside(path, self.out_dir):
+                if path and not _inside(path, self.out_dir):
                     self.best_ckpt_path_dict[key] = None
 
     @contextlib.contextmanager
@@ -148,9 +149,9 @@ class CrashSafeCheckpointHook(CheckpointHook):
                 self.file_backend.remove(path)
 
 
-def _inside(path, folder: str) -> bool:
-    """Whether ``path`` (None: nothing) is a file in ``folder``."""
-    return path is None or osp.realpath(osp.dirname(str(path))) == osp.realpath(str(folder))
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is a file in ``folder`` (through links and relative paths)."""
+    return osp.realpath(osp.dirname(str(path))) == osp.realpath(str(folder))
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -277,10 +278,10 @@ def choose_resume(cfg, request) -> None:
     path) rather than let mmengine find it, since it trusts a marker that a
     kill can leave stale. A resume that finds checkpoints but none it can
     read stops: starting again would save over them."""
-    found = sorted(path for folder in {cfg.work_dir, checkpoint_folder(cfg)}
-                   for path in glob.glob(osp.join(folder, '*.pth')))
+    folders = list(dict.fromkeys((cfg.work_dir, checkpoint_folder(cfg))))  # the hook's out_dir's, if it has one
+    found = sorted(path for folder in folders for path in glob.glob(osp.join(folder, '*.pth')))
     # Without the marker (a fresh work dir beside an out_dir on shared storage), the out_dir's newest
-    earlier = latest_checkpoint(cfg.work_dir) or latest_checkpoint(checkpoint_folder(cfg))
+    earlier = next(filter(None, map(latest_checkpoint, folders)), None)
     if found and not request.resume:
         raise OutputExistsError(
             f'{cfg.work_dir} holds an earlier run (last checkpoint {earlier or found[-1]}); it is not overwritten. '
@@ -293,7 +294,7 @@ def choose_resume(cfg, request) -> None:
     if isinstance(request.resume, str):
         if not osp.isfile(request.resume):
             raise InputNotFoundError(f'Checkpoint to resume from not found: {request.resume}')
-        if found and not any(_inside(request.resume, folder) for folder in (cfg.work_dir, checkpoint_folder(cfg))):
+        if found and not any(_inside(request.resume, folder) for folder in folders):
             # The resumed run would save over that run's checkpoints and retire them as its own old ones.
             raise OutputExistsError(
                 f'{cfg.work_dir} holds another run (last checkpoint {earlier or found[-1]}); resuming '

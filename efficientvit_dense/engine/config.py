@@ -248,10 +248,13 @@ def check_variable_options(cfg: Config, path: str, options: dict) -> None:
     go on with the old one (open-mmlab/mmcv#664, open-mmlab/mmdetection#6915).
     Keys the runner reads itself are not variables here: setting
     ``val_dataloader`` changes validation, whatever copied it."""
+    candidates = [key for key in options if key.split('.')[0] not in RUNNER_KEYS]
+    if not candidates:
+        return  # the usual case: the config files need not be read again
     readers = variable_readers(path)
-    for key in options:
+    for key in candidates:
         name = key.split('.')[0]
-        if name in RUNNER_KEYS or not readers.get(name):
+        if not readers.get(name):
             continue
         built = sorted(readers[name])
         examples = [p for p in _paths_holding(cfg, cfg.get(name), _reached(name, readers)) if p != name][:4]

@@ -199,7 +199,8 @@ def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(sy
 
     runner = train(cfg)
     assert runner.train_dataloader.dataset.metainfo['classes'] == ('cross', 'ring', 'star')
-    metrics = evaluate(cfg, str(tmp_path / 'run' / 'epoch_1.pth'), out=str(tmp_path / 'preds.pkl'))
+    metrics = evaluate(cfg, str(tmp_path / 'run' / 'epoch_1.pth'), out=str(tmp_path / 'preds.pkl'),
+                       show_dir=str(tmp_path / 'show'))
     # The same weights on the same folder: what validation logged at the end of the epoch, and the scores the
     # trained model gives (top-1 of a barely trained model can match by chance).
     assert metrics['accuracy/top1'] == runner.message_hub.get_scalar('val/accuracy/top1').current()
@@ -209,6 +210,23 @@ def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(sy
     with torch.no_grad():
         live = [sample.pred_score for batch in runner.val_dataloader for sample in runner.model.test_step(batch)]
     assert len(dumped) == len(live) == 6 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(dumped, live))
+    _assert_drawn_in_the_images_colours(tmp_path / 'show', tmp_path / 'my_images' / 'val', count=6)
+
+
+def _assert_drawn_in_the_images_colours(show_dir, images_root, count):
+    """--show-dir drew every test image (<image>_0.png), in its own colours, not with red and blue swapped."""
+    import cv2
+    drawn = sorted(glob.glob(str(show_dir / '*_0.png')))
+    assert len(drawn) == count
+    compared = 0
+    for path in drawn:
+        (source,) = glob.glob(str(images_root / '*' / osp.basename(path)[:-len('_0.png')]))
+        mean = lambda image: image.reshape(-1, 3).mean(0)  # noqa: E731
+        picture, image = mean(cv2.imread(path)), mean(cv2.imread(source))
+        if abs(image[0] - image[2]) > 10:  # blue and red tell apart
+            compared += 1
+            assert abs(picture - image).sum() < abs(picture - image[::-1]).sum(), (path, picture, image)
+    assert compared >= count // 2
 
 
 def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_path):

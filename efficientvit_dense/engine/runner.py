@@ -148,8 +148,10 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
         hook.update(draw=True, interval=1)
         cfg.visualizer['save_dir'] = request.show_dir
         pictures = osp.join(request.show_dir, 'vis_data', 'vis_image')
-    else:  # mmpretrain's VisualizationHook
-        hook.update(enable=True, out_dir=request.show_dir)
+    else:  # mmpretrain's VisualizationHook: every image, in RGB (engine/drawing.py)
+        if kind == 'VisualizationHook':
+            hook['type'] = 'RGBVisualizationHook'
+        hook.update(enable=True, out_dir=request.show_dir, interval=1)
         pictures = request.show_dir
     # Both name a drawing after its image and the step, which starts at 0 each run: an earlier run's would be
     # replaced.

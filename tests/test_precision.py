@@ -284,14 +284,19 @@ def test_int8_calibrates_on_images_spread_over_the_training_split_not_its_first_
 
     generate(str(tmp_path / 'data'), TINY_SPEC)
     cfg = load_config(DEMOS['classification'].config, data_root=str(tmp_path / 'data'))
-    calibrated_on = []
-    monkeypatch.setattr(precision, 'quantize_int8', lambda model, loader, run: calibrated_on.extend(
-        int(sample.gt_label) for batch in loader for sample in batch['data_samples']))
+    calibrated_on, held = [], []
+
+    def quantize_int8(model, loader, run):
+        calibrated_on.extend(int(sample.gt_label) for batch in loader for sample in batch['data_samples'])
+        held.append(len(getattr(loader.dataset, 'dataset', loader.dataset)))  # not a view of the whole split
+
+    monkeypatch.setattr(precision, 'quantize_int8', quantize_int8)
     model = nn.Linear(2, 2)
     model.test_step = lambda batch: None
     note = precision.calibrate_int8(model, cfg, 6)
-    in_order = [int(label) for label in precision.split_images(cfg, 'train', 1000)[0].dataset.get_gt_labels()]
+    in_order = [int(label) for label in precision.split_images(cfg, 'train', 1000)[0].get_gt_labels()]
     assert len(set(in_order[:6])) == 2  # what the first six would have been (TINY_SPEC's crops)
     assert len(calibrated_on) == 6 and len(set(calibrated_on)) >= 4
+    assert held == [6]  # what the dataloader deep-copies: the chosen records, not the split's (COCO's 118k)
     assert note == f'6 images spread evenly over the {len(in_order)} of the training split'
     assert precision.spread_evenly(10, 4) == [0, 2, 5, 7] and precision.spread_evenly(3, 8) == [0, 1, 2]

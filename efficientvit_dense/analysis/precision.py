@@ -32,12 +32,15 @@ def spread_evenly(total: int, count: int) -> list[int]:
     return [i * total // count for i in range(count)]
 
 
-def split_images(cfg: Config, split: str, num_images: int) -> tuple[torch.utils.data.Subset, int]:
+def split_images(cfg: Config, split: str, num_images: int) -> tuple[torch.utils.data.Dataset, int]:
     """``num_images`` of ``cfg``'s ``split`` ('train' or 'test') spread
     evenly over it, read through the test pipeline (the images as inference
     sees them, without training's random augmentation), as a dataset; and
     how many the split holds. Built in the config's scope (the dataset's
-    registry)."""
+    registry). An mmengine dataset keeps only the chosen images' records:
+    the dataloader built over it deep-copies it, which for a whole split
+    (COCO's 118k records) costs memory and seconds."""
+    from mmengine.dataset import BaseDataset
     from mmengine.registry import DATASETS, DefaultScope
 
     if not cfg.get(f'{split}_dataloader'):
@@ -51,7 +54,12 @@ def split_images(cfg: Config, split: str, num_images: int) -> tuple[torch.utils.
         dataset = DATASETS.build(dataset)
     if hasattr(dataset, 'full_init'):
         dataset.full_init()
-    return torch.utils.data.Subset(dataset, spread_evenly(len(dataset), num_images)), len(dataset)
+    total = len(dataset)
+    chosen = spread_evenly(total, num_images)
+    if isinstance(dataset, BaseDataset):
+        dataset.get_subset_(chosen)
+        return dataset, total
+    return torch.utils.data.Subset(dataset, chosen), total
 
 
 def images_loader(cfg: Config, split: str, images: torch.utils.data.Dataset):

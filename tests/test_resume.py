@@ -22,6 +22,7 @@ from efficientvit_dense.engine.checkpointing import (
     MARKER,
     CrashSafeCheckpointHook,
     check_resume_from,
+    checkpoint_folder,
     choose_resume,
     latest_checkpoint,
     write_atomically,
@@ -206,6 +207,22 @@ def test_the_best_checkpoint_is_removed_only_after_the_new_best_is_saved_and_nev
     assert sorted(os.listdir(run)) == ['best_acc_iter_2.pth', 'iter_3.pth', MARKER]
 
 
+def test_a_copied_work_dirs_best_checkpoint_is_retired_by_its_next_best_and_the_originals_kept(tmp_path):
+    original, copy = tmp_path / 'run', tmp_path / 'copy'
+    original.mkdir()
+    _save(original / 'best_acc_iter_1.pth', 1.0)
+    shutil.copytree(original, copy)
+    runner = _Runner(str(copy))
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, save_best='acc', rule='greater')
+    runner.message_hub.update_info('best_ckpt', str(original / 'best_acc_iter_1.pth'))  # as the resume restores it
+    runner.message_hub.update_info('best_score', 0.5)
+    hook.before_train(runner)
+    runner.iter = 2
+    hook._save_best_checkpoint(runner, {'acc': 0.6})
+    assert os.listdir(original) == ['best_acc_iter_1.pth']
+    assert 'best_acc_iter_1.pth' not in os.listdir(copy) and 'best_acc_iter_2.pth' in os.listdir(copy)
+
+
 def test_resuming_another_folders_checkpoint_into_a_work_dir_holding_a_run_is_refused(tmp_path):
     other_run, run = tmp_path / 'other', tmp_path / 'run'
     other_run.mkdir(), run.mkdir()
@@ -233,6 +250,9 @@ def test_checkpoints_saved_to_the_hooks_out_dir_count_as_the_work_dirs_run(tmp_p
     choose_resume(cfg, Request(resume=str(tmp_path / 'disk' / 'run' / 'iter_8.pth')))  # its own, in the out_dir
     choose_resume(cfg, Request(resume=True))  # found there without the work dir's marker (a fresh node, say)
     assert cfg.load_from == str(tmp_path / 'disk' / 'run' / 'iter_8.pth')
+    same = load_config(DEMOS['detection'].config, {'default_hooks.checkpoint.out_dir': str(tmp_path / 'run')},
+                       work_dir=str(tmp_path / 'run'))
+    assert checkpoint_folder(same) == str(tmp_path / 'run')  # mmengine saves there, not to run/run
 
 
 def test_a_resume_with_other_training_settings_stops_naming_them(tmp_path):

@@ -103,15 +103,24 @@ class CrashSafeCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        # A resume from another folder's checkpoint restores that run's best path, which mmengine would delete
-        # at this run's first better score.
         if self.save_best is not None:
             # mmengine sets best_ckpt_path for one key indicator, best_ckpt_path_dict for several
-            if getattr(self, 'best_ckpt_path', None) and not _inside(self.best_ckpt_path, self.out_dir):
-                self.best_ckpt_path = None
+            if getattr(self, 'best_ckpt_path', None):
+                self.best_ckpt_path = self._own_best(self.best_ckpt_path)
             for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
-                if path and not _inside(path, self.out_dir):
-                    self.best_ckpt_path_dict[key] = None
+                self.best_ckpt_path_dict[key] = self._own_best(path)
+
+    def _own_best(self, path: str | None) -> str | None:
+        """The best checkpoint a resume restored, as the one of this run's
+        that the next best retires. Restored from another folder, the path is
+        another run's, which mmengine would delete at this run's first better
+        score: in a copied or moved work dir the file of that name here is
+        this run's own; a run resumed from another folder's checkpoint has
+        none yet."""
+        if not path or _inside(path, self.out_dir):
+            return path
+        here = osp.join(self.out_dir, osp.basename(path))
+        return here if osp.isfile(here) else None
 
     @contextlib.contextmanager
     def _removals_deferred(self):
@@ -264,9 +273,10 @@ def _why_unreadable(path: str) -> str:
 def checkpoint_folder(cfg) -> str:
     """Where the checkpoint hook saves: the work dir, or with its
     ``out_dir`` that folder's subfolder named after the work dir (mmengine's
-    rule)."""
+    rule, which leaves an ``out_dir`` equal to the runner's absolute work dir
+    as it is)."""
     out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or {}).get('out_dir')
-    if not out_dir:
+    if not out_dir or out_dir == osp.abspath(cfg.work_dir):
         return cfg.work_dir
     return osp.join(out_dir, osp.basename(cfg.work_dir.rstrip(osp.sep)))
 

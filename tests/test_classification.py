@@ -114,16 +114,38 @@ def test_config_builds_and_runs_a_training_and_a_predict_step(config, train_and_
 
 
 def test_transfer_configs_follow_the_authors_recipe():
+    # microsoft/Cream#172 as EfficientViT/classification/main.py runs it: --lr 1e-3 scaled by batch / 512.
     cfg = load_config(osp.join(REPO, 'configs', 'cls_efficientvit_m5_pets.py'))
     optimizer = cfg.optim_wrapper.optimizer
-    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-3, 1e-8)
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-3 * 256 / 512, 1e-8)
+    assert cfg.param_scheduler[0].start_factor * optimizer.lr == pytest.approx(1e-6)  # --warmup-lr
     assert cfg.train_cfg.max_epochs == 300
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 256
+    assert (cfg.train_dataloader.sampler.type, cfg.train_dataloader.sampler.num_repeats) == ('RepeatAugSampler', 3)
+    assert cfg.optim_wrapper.clip_grad == dict(type='agc', clip_factor=0.02)
+    # A fine-tuned model is evaluated on the whole image at 224x224 (data/datasets.py), not a centre crop.
+    assert [t.type for t in cfg.test_dataloader.dataset.pipeline] == ['LoadImageFromFile', 'Resize', 'PackInputs']
+    assert cfg.test_dataloader.dataset.pipeline[1].scale == (224, 224)
     steps = [t.type for t in cfg.train_dataloader.dataset.pipeline]
     assert steps[:2] == ['LoadImageFromFile', 'RandomResizedCrop'] and 'RandAugment' in steps
     assert [a.type for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
     assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes == 37
     assert cfg.model.backbone.window_size == (7, 7, 4)  # the pretrained attention windows at 224
+
+
+def test_the_transfer_recipe_clips_each_units_gradient_to_a_fiftieth_of_its_weight():
+    from mmengine.optim import build_optim_wrapper
+
+    cfg = load_config(osp.join(REPO, 'configs', 'cls_efficientvit_m5_pets.py'))
+    model = torch.nn.Linear(4, 3)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    weight = model.weight.detach().clone()
+    wrapper.backward((model(torch.ones(2, 4)) * 1000).sum())
+    wrapper.step()  # clips, then steps: the gradients stay until zero_grad
+    limit = 0.02 * weight.norm(dim=1)  # timm's unit-wise norm of a matrix: one per output row
+    assert (model.weight.grad.norm(dim=1) <= limit * (1 + 1e-5)).all()
+    assert model.weight.grad.norm(dim=1) == pytest.approx(limit, rel=1e-5)  # the loss made them larger
 
 
 @pytest.mark.parametrize('name', ['cls_efficientvit_m5_cifar10.py', 'cls_efficientvit_m4_cifar100.py'])

@@ -1,6 +1,7 @@
 """What a config's ``custom_imports = dict(imports=['efficientvit_dense'])``
-relies on: the package's models, metric, image loader, transforms and hooks (checkpoints, drawings) in
-mmengine's registries. Importing them imports the OpenMMLab model zoos
+relies on: the package's models, metric, image loader, transforms, hooks
+(checkpoints, drawings) and gradient clipping in mmengine's registries.
+Importing them imports the OpenMMLab model zoos
 (seconds), so ``import efficientvit_dense`` only arranges for them to be
 imported at the first registry lookup of a type by name (``Registry.get``,
 which ``build`` calls for every ``type='...'`` of a config, in any scope;
@@ -29,7 +30,7 @@ def register_all() -> None:
             from ..models.backbones import efficientvit  # noqa: F401
             from ..models.heads import efficientvit_cls_head  # noqa: F401
             from ..models.necks import efficientvit_fpn  # noqa: F401
-            from . import checkpointing, data_checks, drawing, evaluation, transforms  # noqa: F401
+            from . import checkpointing, data_checks, drawing, evaluation, gradient_clipping, transforms  # noqa: F401
             _done = True
         finally:
             _in_progress = False

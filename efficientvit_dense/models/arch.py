@@ -9,7 +9,10 @@ from __future__ import annotations
 from ..errors import ConfigError
 
 # Paper Table 1. Every model uses key_dim 16; the per-head value width is
-# embed_dim / num_heads, so that a head's output can feed the next head.
+# embed_dim / num_heads, so that a head's output can feed the next head. The
+# query kernels are the authors' classification/model/build.py ones, which
+# their ImageNet weights and timm's have; their downstream/efficientvit.py
+# lists (7, 5, 3, 3) for M0, which no released M0 file fits.
 ARCH_SETTINGS: dict[str, dict] = {
     'm0': dict(embed_dims=(64, 128, 192), depths=(1, 2, 3), num_heads=(4, 4, 4), kernels=(5, 5, 5, 5)),
     'm1': dict(embed_dims=(128, 144, 192), depths=(1, 2, 3), num_heads=(2, 3, 3), kernels=(7, 5, 3, 3)),

@@ -30,6 +30,19 @@ def _cfg(data, **options):
                        data_root=str(data))
 
 
+def test_missing_data_of_ones_own_coco_dataset_is_described_by_its_config_not_by_coco_2017(tmp_path):
+    cfg = load_config(osp.join(REPO, 'configs', 'custom', 'retinanet_efficientvit_m4_custom_coco.py'),
+                      data_root=str(tmp_path))
+    with pytest.raises(DataNotFoundError) as err:
+        check_inputs(cfg)
+    hint = str(err.value).splitlines()[1]
+    assert 'annotations/train.json (a COCO-format JSON file)' in hint and 'in train/' in hint, hint
+    assert '2017' not in hint
+    coco = load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'), data_root=str(tmp_path))
+    with pytest.raises(DataNotFoundError, match=r'instances_\{train,val\}2017.json and images in train2017/'):
+        check_inputs(coco)
+
+
 def test_a_relative_data_root_that_does_not_exist_names_where_it_was_looked_for(data, monkeypatch):
     monkeypatch.chdir(data.parent)
     cfg = load_config(DEMOS['detection'].config, dict(TINY_RUN), work_dir=str(data.parent / 'run'),

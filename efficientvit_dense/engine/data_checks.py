@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import os.path as osp
+import re
 import traceback
 
 import cv2
@@ -55,6 +56,19 @@ EXPECTED_LAYOUTS = {
     'OxfordIIITPet': 'images/*.jpg and annotations/{trainval,test}.txt',
     'CustomDataset': 'one folder per class, <data_prefix>/<class>/<image>',
 }
+
+
+def expected_layout(dataset) -> str:
+    """What ``dataset`` (a config's dict) expects under its data root, in
+    words. A COCO-format dataset of the user's own names its files (the
+    custom template's annotations/train.json and train/), not COCO 2017's."""
+    kind = dataset.get('type', '')
+    if kind == 'CocoDataset' and not re.search(r'instances_\w*2017\.json$', str(dataset.get('ann_file', ''))):
+        prefix = dataset.get('data_prefix') or {}
+        images = prefix.get('img') if isinstance(prefix, dict) else prefix
+        return (f'{dataset.get("ann_file")} (a COCO-format JSON file) and the images its file_name fields name '
+                f'in {images or "the data root"}')
+    return EXPECTED_LAYOUTS.get(kind, 'the layout its dataset class documents')
 
 
 def data_check_options(cfg) -> dict:
@@ -91,7 +105,7 @@ def check_data(cfg, splits=DATALOADERS) -> None:
             paths.insert(0, ('data root', root))
         for what, path in paths:
             if not osp.exists(path):
-                layout = EXPECTED_LAYOUTS.get(dataset.get('type', ''), 'the layout its dataset class documents')
+                layout = expected_layout(dataset)
                 where = '' if osp.isabs(path) else f' (from the current directory, {os.getcwd()})'
                 raise DataNotFoundError(
                     f'{name}: {what} not found: {path}{where}\n'

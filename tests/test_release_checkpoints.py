@@ -219,6 +219,9 @@ def test_convert_tool_writes_a_whole_detector_in_our_layout(checkpoints, data, c
     tool['main']([release, str(backbone), '--backbone-only'])
     state = torch.load(backbone, weights_only=True)['state_dict']
     assert state.keys() == model.backbone.state_dict().keys()
+    with pytest.raises(CheckpointError, match=r'it holds a backbone alone, named without the "backbone." prefix .*'
+                                              r'ImageNet backbone weights go in model.backbone.init_cfg.checkpoint'):
+        check_checkpoint_fits(model, str(backbone), 'fine-tune')  # as load_from
 
 
 def _without(state, prefix):

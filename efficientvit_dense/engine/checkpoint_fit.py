@@ -118,10 +118,14 @@ def _count_by_part(keys, parts: list[str]) -> str:
     return ', '.join(f'{part} ({n})' for part, n in counts.most_common(6))
 
 
-def _what_the_file_holds(state: dict, part: str, parts: list[str]) -> str:
+def _what_the_file_holds(state: dict, part: str, keys: list[str], parts: list[str]) -> str:
     own = [k for k in state if k.startswith(part + '.')]
     if own:
         return f'its {len(own)} tensors under {part}. have other names (e.g. {own[0]})'
+    bare = [k for k in keys if k[len(part) + 1:] in state]
+    if len(bare) * 2 >= len(keys):  # tools/convert_checkpoint.py --backbone-only writes the backbone so
+        return (f'it holds a {part} alone, named without the "{part}." prefix ({len(bare)} of its {len(keys)} '
+                f'tensors, e.g. {bare[0][len(part) + 1:]}), and nothing of the other parts')
     return f'it holds {_count_by_part(state, parts)}' if state else 'it holds no tensors'
 
 
@@ -166,7 +170,7 @@ def check_checkpoint_fits(model: nn.Module, source: str, purpose: str = 'evaluat
         if len(fit.missing) == len(fit.keys):
             raise CheckpointError(
                 f"{source} holds none of the weights of the model's {fit.name} ({len(fit.keys)} tensors, e.g. "
-                f'{fit.keys[0]}): {_what_the_file_holds(state, fit.name, parts)}. '
+                f'{fit.keys[0]}): {_what_the_file_holds(state, fit.name, fit.keys, parts)}. '
                 + _empty_part_hint(purpose, fit.name))
 
     new_classes = [fit for fit in fits if fine_tuning and fit.is_head and fit.other_classes_only]

@@ -51,6 +51,29 @@ def resolve_config_path(path: str) -> str:
     return path
 
 
+def check_options_reach_into_dicts(cfg: Config, path: str, options: dict) -> None:
+    """Refuse an option that sets a key inside a value that is not a dict
+    or list (``model.backbone.init_cfg.checkpoint`` where the config's
+    ``init_cfg`` is None), in one line: mmengine's merge fails there with a
+    traceback about inheritance."""
+    tree = cfg.to_dict()
+    for key in options:
+        node, reached = tree, []
+        for part in key.split('.')[:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break  # a key the config lacks: check_option_keys says so
+            reached.append(part)
+            if not isinstance(node, (dict, list, tuple)):
+                parent = '.'.join(reached)
+                raise ConfigError(f'{path}: --cfg-options {key}: {parent} is {node!r} in this config, not a dict, so '
+                                  f'there is nothing to set inside it. Set {parent} whole in a config of your own '
+                                  f'that inherits this one (_base_), e.g. {parent} = dict(...).')
+
+
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
                 data_root: str | None = None) -> Config:
     """Read a config, apply ``--cfg-options``, pick the work dir (default
@@ -66,6 +89,7 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
         raise InputNotFoundError(f'{path}: {err}.{hint}') from err
     if cfg_options:
         check_variable_options(cfg, path, cfg_options)
+        check_options_reach_into_dicts(cfg, path, cfg_options)
         new_keys = new_option_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
         check_option_keys(cfg, new_keys, path)

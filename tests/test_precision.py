@@ -16,8 +16,8 @@ from helpers import REPO
 from mmengine.registry import MODELS, DefaultScope
 from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
 
-from efficientvit_dense.analysis import benchmark as benchmark_module
 from efficientvit_dense.analysis import quantize
+from efficientvit_dense.analysis import records as records_module
 from efficientvit_dense.analysis.benchmark import check_modes, precision_notes
 from efficientvit_dense.analysis.complexity import build_config_model
 from efficientvit_dense.analysis.export import max_difference
@@ -212,7 +212,7 @@ def test_precisions_that_cannot_be_had_are_refused(backbone):
 
 
 def test_a_cpu_without_native_bfloat16_is_told_before_timing(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(benchmark_module, 'cpu_flags', lambda: {'avx2', 'fma'})  # an AVX2-only EPYC
+    monkeypatch.setattr(records_module, 'cpu_flags', lambda: {'avx2', 'fma'})  # an AVX2-only EPYC
     (note,) = precision_notes(['deploy', 'bf16'], 'cpu')
     assert 'none of avx512_bf16, amx_bf16' in note and 'emulated' in note
     assert precision_notes(['deploy'], 'cpu') == []
@@ -221,7 +221,7 @@ def test_a_cpu_without_native_bfloat16_is_told_before_timing(monkeypatch, tmp_pa
           '--work-dir', str(tmp_path)])
     printed = capsys.readouterr().out
     assert printed.index('emulated') < printed.index('images/s')  # said before the figures
-    monkeypatch.setattr(benchmark_module, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16'})
+    monkeypatch.setattr(records_module, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16'})
     assert precision_notes(['deploy', 'bf16'], 'cpu') == []
 
 
@@ -246,6 +246,23 @@ def test_the_note_names_what_stays_float32_in_each_kind_of_model(task, kept):
     assert float32_parts_note(model, 'int8').startswith('int8: float32 stays in data_preprocessor')
     assert float32_parts_note(model, 'int8').endswith(kept)
     assert float32_parts_note(model, 'float32') == ''
+
+
+def test_evaluating_in_bfloat16_on_a_cpu_without_it_says_so_first(monkeypatch):
+    from efficientvit_dense.analysis import precision as precision_module
+
+    said = []
+    monkeypatch.setattr(precision_module, 'print_log', lambda message, **kwargs: said.append(message))
+    monkeypatch.setattr(records_module, 'cpu_flags', lambda: {'avx2', 'fma'})  # an AVX2-only EPYC
+    model = build_config_model(load_config(DEMOS['classification'].config))
+    runner = type('Runner', (), dict(model=model, world_size=1, cfg=None))
+    precision_module.DeployHook('bfloat16').before_test(runner)  # tools/test.py --precision, precision_cost.py
+    assert 'bfloat16 is emulated here and slower than float32' in said[0]
+    said.clear()
+    monkeypatch.setattr(records_module, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16'})
+    precision_module.DeployHook('bfloat16').before_test(type('Runner', (), dict(
+        model=build_config_model(load_config(DEMOS['classification'].config)), world_size=1, cfg=None)))
+    assert not any('emulated' in message for message in said)
 
 
 def test_precision_cost_times_every_precision_as_the_test_loop_runs_it_with_autograd_off(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
 from .modes import MODES, PRECISION_MODES, precision_of, split_target
 from .quantize import export_onnx_int8, quantize_int8
-from .records import NATIVE_FLAGS, cpu_flags, environment
+from .records import emulation_note, environment
 from .timing import throughput_and_latency
 
 
@@ -59,17 +59,10 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
 def precision_notes(modes, device: torch.device | str) -> list[str]:
     """One line for each precision in ``modes`` this CPU only emulates, to
     print before timing it."""
-    precision = precision_of(modes)
-    if torch.device(device).type != 'cpu' or precision not in NATIVE_FLAGS:
+    if torch.device(device).type != 'cpu':
         return []
-    wanted = NATIVE_FLAGS[precision]
-    if set(wanted) & cpu_flags():
-        return []
-    if precision == 'bfloat16':
-        return [f'note: this CPU has none of {", ".join(wanted)} (lscpu), so bfloat16 is emulated here and slower '
-                'than float32; its speed on a CPU that has them is not what this run shows.']
-    return [f'note: this CPU has none of {", ".join(wanted)} (lscpu): its int8 products run without VNNI, with '
-            'a 7-bit range against saturation, slower than on a CPU that has them.']
+    note = emulation_note(precision_of(modes))
+    return [note] if note else []
 
 
 def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:

@@ -4,6 +4,7 @@ split, never on the split evaluated)."""
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from ..errors import ConfigError, DataError, UnsupportedError
 from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
 from .modes import CALIBRATION_IMAGES, PRECISIONS
 from .quantize import quantize_int8
+from .records import emulation_note
 
 
 def check_precision(precision: str) -> str:
@@ -158,6 +160,8 @@ class DeployHook(Hook):
             raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
                                    'own share of the images and build another int8 model.')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if next(model.parameters()).device.type == 'cpu' and emulation_note(self.precision):
+            print_log(emulation_note(self.precision), logger='current', level=logging.WARNING)
         if self.precision == 'int8':
             self.calibrated_on = calibrate_int8(model, runner.cfg, self.calibration_images)
         else:

@@ -31,6 +31,20 @@ def cpu_flags() -> set[str]:
         return set()
 
 
+def emulation_note(precision: str) -> str:
+    """One line to print before running ``precision`` on this CPU where it
+    lacks the instructions that run it natively (:data:`NATIVE_FLAGS`);
+    empty where it has them."""
+    wanted = NATIVE_FLAGS.get(precision)
+    if not wanted or set(wanted) & cpu_flags():
+        return ''
+    if precision == 'bfloat16':
+        return (f'note: this CPU has none of {", ".join(wanted)} (lscpu), so bfloat16 is emulated here and slower '
+                'than float32; its speed on a CPU that has them is not what this run shows.')
+    return (f'note: this CPU has none of {", ".join(wanted)} (lscpu): its int8 products run without VNNI, with '
+            'a 7-bit range against saturation, slower than on a CPU that has them.')
+
+
 def cpu_isa() -> list[str]:
     """The flags of :data:`RELEVANT_ISA` this CPU has."""
     flags = cpu_flags()

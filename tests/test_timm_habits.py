@@ -1,6 +1,6 @@
 """A timm or torch.hub user's code works on our backbone with nothing but
 the constructor changed: torch.hub.load from the repository, feature_info,
-forward_intermediates, all equal to timm's efficientvit_m* on the same
+forward_intermediates, forward_features, all equal to timm's efficientvit_m* on the same
 weights."""
 import pytest
 import torch
@@ -54,6 +54,14 @@ def test_forward_intermediates_equal_timms(hub_pair, selection):
     for mine, theirs, alone in zip(maps, expected, only):
         assert (mine - theirs).abs().max().item() <= 1e-5 and torch.equal(mine, alone)
     assert (final - expected_final).abs().max().item() <= 1e-5
+
+
+def test_forward_features_is_timms(hub_pair):
+    reference, ours = hub_pair
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mine, theirs = ours.forward_features(x), reference.forward_features(x)
+    assert mine.shape == theirs.shape == (2, 384, 4, 4) and (mine - theirs).abs().max().item() <= 1e-5
 
 
 def test_stage_numbers_out_of_range_are_a_clear_error(hub_pair):

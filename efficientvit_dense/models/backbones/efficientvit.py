@@ -465,6 +465,11 @@ class EfficientViT(BaseModule):
                 intermediates.append(x.float())
         return intermediates if intermediates_only else (x.float(), intermediates)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's map (stride 64), whatever ``out_indices`` says:
+        what timm's ``forward_features`` gives a backbone user."""
+        return self.forward_intermediates(x, indices=1)[0]
+
     def init_weights(self):
         cfg = self.init_cfg
         if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):

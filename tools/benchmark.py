@@ -46,7 +46,7 @@ def main(argv=None):
     parser.add_argument('--repeats', type=positive_int, default=10)
     parser.add_argument('--threads', type=positive_int, help='CPU threads (default: torch\'s choice)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes')
+    parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes (default: %(default)s)')
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     from efficientvit_dense.analysis.benchmark import benchmark_together, precision_notes, timed_targets

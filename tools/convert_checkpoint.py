@@ -33,7 +33,8 @@ def main(argv=None):
             what = f'whole model, {arch} backbone, {classes or "no"} class names'
         else:
             what = f'{arch}, head {"kept" if meta["has_head"] else "dropped"}'
-        print(f'{args.src} ({meta["source_format"]} format, {what}) -> {args.dst}')
+        layout = {'native': 'timm'}.get(meta['source_format'], meta['source_format'])  # timm's names are ours
+        print(f'{args.src} ({layout} format, {what}) -> {args.dst}')
 
     cli.run(run)
 

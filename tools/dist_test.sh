@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Distributed evaluation: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
 set -euo pipefail
+if [ $# -lt 3 ]; then
+  echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py options]" >&2
+  exit 2
+fi
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

@@ -3,6 +3,10 @@
 # Several machines: set NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT on each.
 # PYTHON: the interpreter with this project installed (default: python on PATH).
 set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: $0 CONFIG GPUS [train.py options]" >&2
+  exit 2
+fi
 CONFIG=$1
 GPUS=$2
 shift 2

@@ -16,7 +16,7 @@ output, on two images of the test split, which calibration never sees.
 bfloat16 has no ONNX Runtime CPU kernels: deploy it in PyTorch
 (tools/benchmark.py --modes deploy bf16, tools/test.py --precision bfloat16).
 
-    python tools/export_onnx.py configs/demo/cls_efficientvit_m0_synthetic.py --checkpoint CKPT --shape 96 \
+    python tools/export_onnx.py configs/demo/cls_efficientvit_m0_synthetic.py --checkpoint CKPT --shape 96 \\
         --precision int8 --out work_dirs/onnx/cls_m0_int8.onnx
 """
 import os.path as osp

@@ -22,7 +22,8 @@ def main(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
-    parser.add_argument('--out-dir', default='work_dirs/infer', help='where the drawn pictures go')
+    parser.add_argument('--out-dir', default='work_dirs/infer',
+                        help='where the drawn pictures go (default: %(default)s)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detectors: draw detections scoring at least this')
     parser.add_argument('--opacity', type=float, default=0.5,

@@ -317,3 +317,10 @@ def test_int8_calibrates_on_images_spread_over_the_training_split_not_its_first_
     assert held == [6]  # what the dataloader deep-copies: the chosen records, not the split's (COCO's 118k)
     assert note == f'6 images spread evenly over the {len(in_order)} of the training split'
     assert precision.spread_evenly(10, 4) == [0, 2, 5, 7] and precision.spread_evenly(3, 8) == [0, 1, 2]
+    # A transfer config (repeated augmentation, drop_last) calibrates on each chosen image once, the last batch too.
+    calibrated_on.clear()
+    custom = load_config(os.path.join(REPO, 'configs', 'custom', 'cls_efficientvit_m5_custom_folder.py'),
+                         data_root=str(tmp_path / 'data' / 'classification'))
+    assert custom.train_dataloader.sampler.type == 'RepeatAugSampler' and custom.train_dataloader.drop_last
+    precision.calibrate_int8(model, custom, 10)
+    assert len(calibrated_on) == 10

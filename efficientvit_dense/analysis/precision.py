@@ -72,8 +72,12 @@ def images_loader(cfg: Config, split: str, images: torch.utils.data.Dataset):
 
     loader = copy.deepcopy(cfg[f'{split}_dataloader'])
     loader.pop('batch_sampler', None)
-    loader.update(dataset=images, sampler=dict(type='DefaultSampler', shuffle=False),
-                  batch_size=min(8, max(1, len(images))), persistent_workers=False, num_workers=0)
+    # Assigned, not merged (ConfigDict.update merges dicts): the training split's sampler (the transfer
+    # recipe's RepeatAugSampler) must leave none of its options behind. Every image is used, the last
+    # batch too.
+    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader.update(dataset=images, batch_size=min(8, max(1, len(images))), persistent_workers=False, num_workers=0,
+                  drop_last=False)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         return Runner.build_dataloader(loader)
 
@@ -160,8 +164,9 @@ class DeployHook(Hook):
             raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
                                    'own share of the images and build another int8 model.')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if next(model.parameters()).device.type == 'cpu' and emulation_note(self.precision):
-            print_log(emulation_note(self.precision), logger='current', level=logging.WARNING)
+        note = emulation_note(self.precision) if next(model.parameters()).device.type == 'cpu' else ''
+        if note:
+            print_log(note, logger='current', level=logging.WARNING)
         if self.precision == 'int8':
             self.calibrated_on = calibrate_int8(model, runner.cfg, self.calibration_images)
         else:

@@ -146,6 +146,12 @@ def test_the_transfer_recipe_clips_each_units_gradient_to_a_fiftieth_of_its_weig
     limit = 0.02 * weight.norm(dim=1)  # timm's unit-wise norm of a matrix: one per output row
     assert (model.weight.grad.norm(dim=1) <= limit * (1 + 1e-5)).all()
     assert model.weight.grad.norm(dim=1) == pytest.approx(limit, rel=1e-5)  # the loss made them larger
+    # A norm clip merged into the recipe's would fail only at the first step: refused as the wrapper is built.
+    for clip in (dict(max_norm=1.0), dict(type='norm', max_norm=1.0)):
+        options = copy.deepcopy(cfg.optim_wrapper)
+        options.clip_grad.update(clip)
+        with DefaultScope.overwrite_default_scope('mmpretrain'), pytest.raises(ConfigError, match='_delete_=True'):
+            build_optim_wrapper(model, options)
 
 
 @pytest.mark.parametrize('name', ['cls_efficientvit_m5_cifar10.py', 'cls_efficientvit_m4_cifar100.py'])

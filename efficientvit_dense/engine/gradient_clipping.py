@@ -1,9 +1,13 @@
 """Adaptive gradient clipping for mmengine's optimiser wrappers."""
 from __future__ import annotations
 
+import inspect
+
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from timm.utils.agc import adaptive_clip_grad
+
+from ..errors import ConfigError
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -22,7 +26,17 @@ class AdaptiveClipOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.adaptive_clip = None
         if isinstance(clip, dict) and clip.get('type') == 'agc':
             self.adaptive_clip = {key: value for key, value in clip.items() if key != 'type'}
+            try:  # keys merged in from a child config or --cfg-options would fail only at the first step
+                inspect.signature(adaptive_clip_grad).bind(None, **self.adaptive_clip)
+            except TypeError as err:
+                raise ConfigError(f'optim_wrapper.clip_grad={clip}: adaptive clipping (type=\'agc\') takes '
+                                  f'clip_factor, eps and norm_type ({err}). To clip by norm or value instead, set '
+                                  'clip_grad whole with _delete_=True, e.g. clip_grad=dict(_delete_=True, '
+                                  'max_norm=1.0).') from err
             optim_wrapper_cfg = {key: value for key, value in optim_wrapper_cfg.items() if key != 'clip_grad'}
+        elif isinstance(clip, dict) and 'clip_factor' in clip:
+            raise ConfigError(f'optim_wrapper.clip_grad={clip}: clip_factor belongs to type=\'agc\', which was '
+                              'merged with your clip_grad; set clip_grad whole with _delete_=True.')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def __call__(self, model):

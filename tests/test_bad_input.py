@@ -280,7 +280,8 @@ def test_a_misspelt_key_is_named(data):
         _cfg(data, **{'model.backbone.archh': 'm0'})
     # The demo trains from scratch (init_cfg=None): mmengine's merge would end in a traceback about inheritance.
     with pytest.raises(ConfigError, match=r"--cfg-options model.backbone.init_cfg.checkpoint: model.backbone.init_cfg "
-                                          r"is None in this config, not a dict, .* e.g. model.backbone.init_cfg = "):
+                                          r"is None in this config, not a dict or list, .* Set model.backbone.init_cfg "
+                                          r"whole"):
         _cfg(data, **{'model.backbone.init_cfg.checkpoint': 'efficientvit_m0.pth'})
     mine = data.parent / 'mine.py'  # the same mistake in a config file: found when the model is built
     mine.write_text(f"_base_ = '{DEMOS['detection'].config}'\nmodel = dict(backbone=dict(archh='m0'))\n")

@@ -35,8 +35,8 @@ def emulation_note(precision: str) -> str:
     """One line to print before running ``precision`` on this CPU where it
     lacks the instructions that run it natively (:data:`NATIVE_FLAGS`);
     empty where it has them."""
-    wanted = NATIVE_FLAGS.get(precision)
-    if not wanted or set(wanted) & cpu_flags():
+    wanted, flags = NATIVE_FLAGS.get(precision), cpu_flags()
+    if not wanted or not flags or set(wanted) & flags:  # no flags: unknown here (no /proc/cpuinfo), not absent
         return ''
     if precision == 'bfloat16':
         return (f'note: this CPU has none of {", ".join(wanted)} (lscpu), so bfloat16 is emulated here and slower '

@@ -62,16 +62,16 @@ def check_options_reach_into_dicts(cfg: Config, path: str, options: dict) -> Non
         for part in key.split('.')[:-1]:
             if isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
                 break  # a key the config lacks: check_option_keys says so
             reached.append(part)
-            if not isinstance(node, (dict, list, tuple)):
+            if not isinstance(node, (dict, list)):  # mmengine merges into these only (a tuple is set whole)
                 parent = '.'.join(reached)
-                raise ConfigError(f'{path}: --cfg-options {key}: {parent} is {node!r} in this config, not a dict, so '
-                                  f'there is nothing to set inside it. Set {parent} whole in a config of your own '
-                                  f'that inherits this one (_base_), e.g. {parent} = dict(...).')
+                raise ConfigError(f'{path}: --cfg-options {key}: {parent} is {node!r} in this config, not a dict or '
+                                  f'list, so there is nothing to set inside it. Set {parent} whole (--cfg-options '
+                                  f'{parent}=..., or in a config of your own that inherits this one).')
 
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,

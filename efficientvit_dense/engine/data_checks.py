@@ -62,7 +62,7 @@ def expected_layout(dataset) -> str:
     """What ``dataset`` (a config's dict) expects under its data root, in
     words. A COCO-format dataset of the user's own names its files (the
     custom template's annotations/train.json and train/), not COCO 2017's."""
-    kind = dataset.get('type', '')
+    kind = str(dataset.get('type', '')).split('.')[-1]  # 'mmdet.CocoDataset' too
     if kind == 'CocoDataset' and not re.search(r'instances_\w*2017\.json$', str(dataset.get('ann_file', ''))):
         prefix = dataset.get('data_prefix') or {}
         images = prefix.get('img') if isinstance(prefix, dict) else prefix

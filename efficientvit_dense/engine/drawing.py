@@ -17,12 +17,12 @@ class RGBVisualizationHook(VisualizationHook):
 
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        preprocessor = model.data_preprocessor  # mmpretrain's says to_rgb; mmengine's, _channel_conversion
-        self.bgr_inputs = bool(getattr(preprocessor, 'to_rgb', getattr(preprocessor, '_channel_conversion', False)))
+        self.bgr_inputs = bool(getattr(model.data_preprocessor, 'to_rgb', False))  # mmpretrain's preprocessor
 
     def _draw_samples(self, batch_idx, data_batch, data_samples, step=0) -> None:
         if self.enable and self.bgr_inputs:
-            inputs = data_batch['inputs']  # a list of CHW images, or a batch of them
-            data_batch = {**data_batch, 'inputs': inputs.flip(-3) if hasattr(inputs, 'flip')
-                          else [image.flip(-3) for image in inputs]}
+            # A list of CHW images, or a batch of them; the preprocessor turns three-channel ones only.
+            turn = lambda image: image.flip(-3) if image.shape[-3] == 3 else image  # noqa: E731
+            inputs = data_batch['inputs']
+            data_batch = {**data_batch, 'inputs': turn(inputs) if hasattr(inputs, 'flip') else list(map(turn, inputs))}
         super()._draw_samples(batch_idx, data_batch, data_samples, step)

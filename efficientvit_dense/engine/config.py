@@ -51,27 +51,33 @@ def resolve_config_path(path: str) -> str:
     return path
 
 
+def _reach(node, parts: list[str]) -> tuple[int, object]:
+    """How far a --cfg-options key (``parts``) reaches into ``node``
+    through what mmengine merges into (dicts and lists): the number of its
+    parts found, and the value at the last of them."""
+    for depth, part in enumerate(parts):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, (dict, Config)) and part in node:
+            node = node[part]
+        else:
+            return depth, node
+    return len(parts), node
+
+
 def check_options_reach_into_dicts(cfg: Config, path: str, options: dict) -> None:
     """Refuse an option that sets a key inside a value that is not a dict
     or list (``model.backbone.init_cfg.checkpoint`` where the config's
-    ``init_cfg`` is None), in one line: mmengine's merge fails there with a
-    traceback about inheritance."""
-    tree = cfg.to_dict()
+    ``init_cfg`` is None; a tuple, set whole), in one line: mmengine's merge
+    fails there with a traceback about inheritance."""
     for key in options:
-        node, reached = tree, []
-        for part in key.split('.')[:-1]:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                break  # a key the config lacks: check_option_keys says so
-            reached.append(part)
-            if not isinstance(node, (dict, list)):  # mmengine merges into these only (a tuple is set whole)
-                parent = '.'.join(reached)
-                raise ConfigError(f'{path}: --cfg-options {key}: {parent} is {node!r} in this config, not a dict or '
-                                  f'list, so there is nothing to set inside it. Set {parent} whole (--cfg-options '
-                                  f'{parent}=..., or in a config of your own that inherits this one).')
+        parts = key.split('.')
+        depth, node = _reach(cfg, parts)
+        if 0 < depth < len(parts) and not isinstance(node, (dict, list)):
+            parent = '.'.join(parts[:depth])
+            raise ConfigError(f'{path}: --cfg-options {key}: {parent} is {node!r} in this config, not a dict or '
+                              f'list, so there is nothing to set inside it. Set {parent} whole (--cfg-options '
+                              f'{parent}=..., or in a config of your own that inherits this one).')
 
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None,
@@ -420,16 +426,10 @@ def new_option_keys(cfg, options: dict) -> list[tuple[str, int]]:
     which mmengine lets grow), each with the depth of the new part."""
     new = []
     for key in options:
-        node, parts = cfg, key.split('.')
-        for depth, part in enumerate(parts):
-            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, (dict, Config)) and part in node:
-                node = node[part]
-            else:
-                if depth > 0 and isinstance(node, dict):
-                    new.append((key, depth))
-                break
+        parts = key.split('.')
+        depth, node = _reach(cfg, parts)
+        if 0 < depth < len(parts) and isinstance(node, dict):
+            new.append((key, depth))
     return new
 
 

@@ -42,7 +42,8 @@ class AdaptiveClipOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def __call__(self, model):
         wrapper = super().__call__(model)
         if self.adaptive_clip is not None:
-            # What the wrapper's step calls on its parameters while clip_grad_kwargs is set (it logs no norm).
-            wrapper.clip_func, wrapper.grad_name = adaptive_clip_grad, 'grad_norm'
+            # What the wrapper's step calls on its parameters while clip_grad_kwargs is set (it returns no norm
+            # to log, so the wrapper's grad_name is never read).
+            wrapper.clip_func = adaptive_clip_grad
             wrapper.clip_grad_kwargs = self.adaptive_clip
         return wrapper

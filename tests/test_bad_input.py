@@ -283,6 +283,8 @@ def test_a_misspelt_key_is_named(data):
                                           r"is None in this config, not a dict or list, .* Set model.backbone.init_cfg "
                                           r"whole"):
         _cfg(data, **{'model.backbone.init_cfg.checkpoint': 'efficientvit_m0.pth'})
+    with pytest.raises(ConfigError, match=r"model.backbone.arch is 'm0' in this config, not a dict or list"):
+        _cfg(data, **{'model.backbone.arch.depths': (1, 2, 3)})
     mine = data.parent / 'mine.py'  # the same mistake in a config file: found when the model is built
     mine.write_text(f"_base_ = '{DEMOS['detection'].config}'\nmodel = dict(backbone=dict(archh='m0'))\n")
     cfg = load_config(str(mine), dict(TINY_RUN), work_dir=str(data.parent / 'run'), data_root=str(data))

@@ -311,10 +311,10 @@ def test_int8_calibrates_on_images_spread_over_the_training_split_not_its_first_
     model = nn.Linear(2, 2)
     model.test_step = lambda batch: None
     note = precision.calibrate_int8(model, cfg, 6)
+    assert held == [6]  # what the dataloader deep-copies: the chosen records, not the split's (COCO's 118k)
     in_order = [int(label) for label in precision.split_images(cfg, 'train', 1000)[0].get_gt_labels()]
     assert len(set(in_order[:6])) == 2  # what the first six would have been (TINY_SPEC's crops)
     assert len(calibrated_on) == 6 and len(set(calibrated_on)) >= 4
-    assert held == [6]  # what the dataloader deep-copies: the chosen records, not the split's (COCO's 118k)
     assert note == f'6 images spread evenly over the {len(in_order)} of the training split'
     assert precision.spread_evenly(10, 4) == [0, 2, 5, 7] and precision.spread_evenly(3, 8) == [0, 1, 2]
     # A transfer config (repeated augmentation, drop_last) calibrates on each chosen image once, the last batch too.

@@ -193,12 +193,14 @@ TINY_RUN = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1, **in_process
 
 
 def _user_folders(root, synthetic_root, classes=('star', 'ring', 'cross'), per_class=2):
-    """A user's train/<class>/ and val/<class>/ folders, from the synthetic crops."""
+    """A user's train/<class>/ and val/<class>/ folders, from the synthetic crops, named 0.png, 1.png, ... in
+    each folder, as a camera or a script names them."""
     for split in ('train', 'val'):
         for name in classes:
             os.makedirs(root / split / name)
-            for crop in sorted(glob.glob(str(synthetic_root / 'classification' / split / name / '*.png')))[:per_class]:
-                shutil.copy(crop, root / split / name)
+            crops = sorted(glob.glob(str(synthetic_root / 'classification' / split / name / '*.png')))[:per_class]
+            for number, crop in enumerate(crops):
+                shutil.copy(crop, root / split / name / f'{number}.png')
 
 
 @pytest.fixture(scope='module')
@@ -242,19 +244,37 @@ def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(sy
 
 
 def _assert_drawn_in_the_images_colours(show_dir, images_root, count):
-    """--show-dir drew every test image (<image>_0.png), in its own colours, not with red and blue swapped."""
+    """--show-dir drew every test image (<class>/<image>_0.png: same-named images in two class folders get two
+    drawings), in its own colours, not with red and blue swapped."""
     import cv2
-    drawn = sorted(glob.glob(str(show_dir / '*_0.png')))
+    drawn = sorted(glob.glob(str(show_dir / '*' / '*_0.png')))
     assert len(drawn) == count
     compared = 0
     for path in drawn:
-        (source,) = glob.glob(str(images_root / '*' / osp.basename(path)[:-len('_0.png')]))
+        source = str(images_root / osp.relpath(path, show_dir)[:-len('_0.png')])
         mean = lambda image: image.reshape(-1, 3).mean(0)  # noqa: E731
         picture, image = mean(cv2.imread(path)), mean(cv2.imread(source))
         if abs(image[0] - image[2]) > 10:  # blue and red tell apart
             compared += 1
             assert abs(picture - image).sum() < abs(picture - image[::-1]).sum(), (path, picture, image)
     assert compared >= count // 2
+
+
+def test_show_dir_draws_every_image_of_a_dataset_without_paths_once(tmp_path):
+    """CIFAR's images have no path: a drawing is named after the image's index in the dataset (mmpretrain counted
+    positions from the current batch size, so a smaller last batch drew over earlier images)."""
+    from mmpretrain.structures import DataSample
+    from mmpretrain.visualization import UniversalVisualizer
+
+    from efficientvit_dense.engine.drawing import RGBVisualizationHook
+    UniversalVisualizer.get_instance('pathless_drawings')
+    hook = RGBVisualizationHook(enable=True, interval=1, out_dir=str(tmp_path))
+    index = iter(range(5))
+    for batch_idx, size in enumerate((2, 2, 1)):
+        samples = [DataSample(metainfo=dict(sample_idx=next(index))).set_gt_label(0).set_pred_score(
+            torch.tensor([0.9, 0.1])) for _ in range(size)]
+        hook._draw_samples(batch_idx, dict(inputs=torch.zeros(size, 3, 16, 16, dtype=torch.uint8)), samples)
+    assert sorted(os.listdir(tmp_path)) == [f'{i}_0.png' for i in range(5)]
 
 
 def test_classification_demo_reports_top1_and_infer_prints_topk(synthetic, tmp_path):

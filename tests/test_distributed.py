@@ -1,5 +1,5 @@
-"""tools/dist_train.sh: mmengine's DDP through torchrun, here 2 CPU processes
-over gloo (what the script does on GPUs, minus NCCL)."""
+"""tools/dist_train.sh and dist_test.sh: mmengine's DDP through torchrun, here
+2 CPU processes over gloo (what the scripts do on GPUs, minus NCCL)."""
 import glob
 import os
 import os.path as osp
@@ -19,7 +19,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_train_the_detection_demo_and_write_one_checkpoint(tmp_path):
+def test_two_processes_train_the_detection_demo_write_one_checkpoint_and_draw_every_test_image(tmp_path):
     generate(str(tmp_path / 'data'), SyntheticSpec(num_train=8, num_val=2, max_objects=3))
     work_dir = tmp_path / 'run'
     result = subprocess.run(
@@ -36,6 +36,18 @@ def test_two_processes_train_the_detection_demo_and_write_one_checkpoint(tmp_pat
     assert 'Distributed training: True' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert 'Iter(train) [2/2]' in log
+
+    # tools/dist_test.sh: each process evaluates one of the two images and draws it (mmengine's visualisers draw
+    # on the first process only: open-mmlab/mmengine#1081)
+    result = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_test.sh'), DEMOS['detection'].config, str(work_dir / 'iter_2.pth'),
+         '2', '--work-dir', str(tmp_path / 'eval'), '--data-root', str(tmp_path / 'data'),
+         '--show-dir', str(tmp_path / 'drawn'), '--cfg-options', 'test_dataloader.batch_size=1',
+         'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, 'MASTER_PORT': str(_free_port()), 'PYTHON': sys.executable})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(os.listdir(tmp_path / 'drawn')) == 2
 
 
 def test_every_launcher_tells_each_process_its_rank_before_the_process_group_exists(monkeypatch):

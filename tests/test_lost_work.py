@@ -187,3 +187,16 @@ def test_infer_into_its_own_input_folder_reads_only_the_images(data, checkpoint,
         assert result.returncode == 0, result.stderr[-2000:]
         assert 'wrote 2 pictures' in result.stdout
     assert sorted(p.name for p in (photos / 'vis').iterdir()) == sorted(os.listdir(data / 'val'))[:2]
+
+
+def test_show_dir_never_draws_over_an_earlier_runs_drawings(tmp_path, monkeypatch):
+    """A detector's relative --show-dir is a new folder each run (under the run's log folder); an absolute one is
+    the same folder every run, and drawings are named after the images."""
+    from efficientvit_dense.engine.runner import Request, pictures_of_predictions
+    from efficientvit_dense.errors import OutputExistsError
+    (tmp_path / 'drawn').mkdir()
+    (tmp_path / 'drawn' / '000000.jpg').write_bytes(b'an earlier run')
+    monkeypatch.chdir(tmp_path)
+    pictures_of_predictions(load_config(DEMOS['detection'].config), Request(show_dir='drawn'))
+    with pytest.raises(OutputExistsError, match='drawn is not empty: the drawings .* would replace an earlier'):
+        pictures_of_predictions(load_config(DEMOS['detection'].config), Request(show_dir=str(tmp_path / 'drawn')))

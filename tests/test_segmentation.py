@@ -4,6 +4,7 @@ own images + label maps work through the custom template."""
 import glob
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -196,7 +197,7 @@ def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_
         demo['per_class'], nan_ok=True)
     assert osp.getsize(tmp_path / 'preds.pkl') > 0
     drawn = glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)
-    assert len(drawn) == 4
+    assert len(drawn) == 4 and all(re.search(r'/vis_data/vis_image/test_[^/]+_0\.png$', path) for path in drawn)
     # mmseg names a drawing after its image and a step that starts at 0 each run: a second run would replace them
     cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'again'),
                       data_root=str(synthetic))

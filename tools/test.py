@@ -18,7 +18,8 @@ def main(argv=None):
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='draw predictions on every test image, where each toolbox\'s own test.py '
                         'puts them: a detector\'s into WORK_DIR/<timestamp>/SHOW_DIR, a segmentor\'s into '
-                        'SHOW_DIR/vis_data/vis_image, a classifier\'s into SHOW_DIR')
+                        'SHOW_DIR/vis_data/vis_image, a classifier\'s into SHOW_DIR; each named after its image\'s '
+                        'path under the split\'s image folder')
     parser.add_argument('--precision', choices=PRECISIONS,
                         help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
                         'images spread evenly over the training split (tools/precision_cost.py compares them all)')

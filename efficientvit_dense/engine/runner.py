@@ -44,6 +44,7 @@ from .data_checks import (
     check_label_values_while_loading,
     data_check_options,
 )
+from .drawing import EVERY_IMAGE_HOOKS
 
 
 @dataclass
@@ -134,31 +135,30 @@ def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
 
 def pictures_of_predictions(cfg: Config, request: Request) -> None:
     """Ask the toolbox's visualisation hook to draw predictions into
-    ``show_dir``, as each toolbox's own tools/test.py does."""
+    ``show_dir``, where each toolbox's own tools/test.py puts them, through
+    this package's version of the hook (engine/drawing.py: every process
+    draws, and same-named images in two folders get two drawings)."""
     if not request.show_dir:
         return
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('This config has no visualization hook, so --show-dir cannot draw predictions.')
     kind = hook['type'].split('.')[-1]
+    if kind in EVERY_IMAGE_HOOKS:
+        hook['type'] = EVERY_IMAGE_HOOKS[kind]
     if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/, a folder of its own each run
         hook.update(draw=True, test_out_dir=request.show_dir)
-        return
-    if kind == 'SegVisualizationHook':  # mmseg: through the visualizer; every image, not every 50th
-        hook.update(draw=True, interval=1)
-        cfg.visualizer['save_dir'] = request.show_dir
+        pictures = request.show_dir if osp.isabs(request.show_dir) else None
+    elif kind == 'SegVisualizationHook':  # mmseg: every image, not every 50th
+        hook.update(draw=True, interval=1, out_dir=request.show_dir)
         pictures = osp.join(request.show_dir, 'vis_data', 'vis_image')
-    else:  # mmpretrain's VisualizationHook: every image, in RGB (engine/drawing.py)
-        if kind == 'VisualizationHook':
-            hook['type'] = 'RGBVisualizationHook'
+    else:  # mmpretrain: every image, not every 5000th
         hook.update(enable=True, out_dir=request.show_dir, interval=1)
         pictures = request.show_dir
-    # Both name a drawing after its image and the step, which starts at 0 each run: an earlier run's would be
-    # replaced.
-    if osp.isdir(pictures) and os.listdir(pictures):
-        raise OutputExistsError(f'{pictures} is not empty: the drawings (<image>_<step>.png, the step counted from 0 '
-                                'each run) would replace an earlier run\'s or mix with other files; choose another '
-                                '--show-dir.')
+    # A drawing is named after its image (and a step that starts at 0 each run): an earlier run's would be replaced.
+    if pictures is not None and osp.isdir(pictures) and os.listdir(pictures):
+        raise OutputExistsError(f'{pictures} is not empty: the drawings (named after the images) would replace an '
+                                'earlier run\'s or mix with other files; choose another --show-dir.')
 
 
 def dumped_predictions(cfg: Config, request: Request) -> None:

@@ -302,7 +302,7 @@ def test_setting_a_variable_that_other_keys_were_built_from_is_refused_naming_th
         load_config(demo, {'image_size': (256, 256)})
     with pytest.raises(ConfigError, match=r'--cfg-options train_pipeline\.2\.scale: train_pipeline is a variable'):
         load_config(demo, {'train_pipeline.2.scale': (256, 256)})
-    with pytest.raises(ConfigError, match=r'data_root is a variable .* Pass --data-root DIR instead'):
+    with pytest.raises(ConfigError, match=r'data_root is a variable .* take --data-root DIR instead'):
         load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'), {'data_root': str(tmp_path)})
     (tmp_path / 'base.py').write_text('size = 8\nnote = 1\n')
     (tmp_path / 'child.py').write_text("_base_ = './base.py'\nmodel = dict(width={{_base_.size}})\n")

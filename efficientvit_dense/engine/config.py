@@ -291,7 +291,9 @@ def check_variable_options(cfg: Config, path: str, options: dict) -> None:
         shown = f' (e.g. {", ".join(examples)})' if examples else ''
         instead = f'Set the keys built from it{shown}, or write a config that inherits this one and sets them.'
         if name == 'data_root':
-            instead = 'Pass --data-root DIR instead: it moves every dataset and annotation file of the config.'
+            instead = ('The tools that read a dataset (train.py, test.py and others: see --help) take --data-root '
+                       'DIR instead, which moves every dataset and annotation file of the config; the tools without '
+                       'it read no dataset.')
         raise ConfigError(f'{path}: --cfg-options {key}: {name} is a variable of the config, which mmengine put into '
                           f'{", ".join(built)} when it read the file; setting it afterwards changes nothing else, and '
                           f'the run would go on with the old value. {instead}')

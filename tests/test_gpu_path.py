@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, in_process_loaders, run_tool
+from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, in_process_loaders, run_tool, run_tool_in_process
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
@@ -21,6 +21,7 @@ from efficientvit_dense.apps.gpu_check import (
     run_gpu_check,
     train_and_test,
 )
+from efficientvit_dense.apps.synthetic import generate
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import Request, mixed_precision, train
 from efficientvit_dense.errors import ConfigError, UnsupportedError
@@ -72,6 +73,16 @@ def test_amp_and_cuda_graphs_without_a_gpu_are_refused_by_name():
     assert cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper'  # left as it was
     with pytest.raises(UnsupportedError, match='cudagraphs replays CUDA graphs, on a GPU'):
         check_modes(['compile', 'cudagraphs'], 'cpu')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal on a machine without a GPU')
+def test_amp_dtype_alone_asks_for_mixed_precision(tmp_path):
+    """tools/train.py --amp-dtype bfloat16 without --amp: mixed precision in bfloat16, here refused (no GPU); it
+    was ignored, and a float32 run started."""
+    generate(str(tmp_path / 'data'), TINY_SPEC)
+    result = run_tool_in_process('train.py', DEMOS['detection'], '--amp-dtype', 'bfloat16', '--work-dir',
+                                 str(tmp_path / 'run'), '--data-root', str(tmp_path / 'data'))
+    assert result.returncode == 1 and '--amp trains in mixed precision on a GPU' in result.stderr, result.stderr
 
 
 def test_the_gpu_checks_targets_are_valid_modes_on_a_gpu():

@@ -18,18 +18,18 @@ def main(argv=None):
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision on a GPU (float16, dynamic loss scaling)')
-    parser.add_argument('--amp-dtype', choices=AMP_DTYPES, default='float16',
-                        help='with --amp: bfloat16 needs no loss scaling (segmentors and classifiers; not mmdet\'s '
-                        'detectors, whose mmcv ops lack it)')
+    parser.add_argument('--amp-dtype', choices=AMP_DTYPES,
+                        help='--amp in this dtype (float16 by default): bfloat16 needs no loss scaling (segmentors and '
+                        'classifiers; not mmdet\'s detectors, whose mmcv ops lack it)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by your total batch size / the config's base batch size")
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     from efficientvit_dense.engine.runner import train
     resume = True if args.resume == 'auto' else (args.resume or False)
+    amp = args.amp_dtype or ('float16' if args.amp else None)
     cli.run(lambda: train(load_config(args.config, args.cfg_options, args.work_dir, args.data_root),
-                          resume=resume, amp=args.amp_dtype if args.amp else None, auto_scale_lr=args.auto_scale_lr,
-                          launcher=args.launcher))
+                          resume=resume, amp=amp, auto_scale_lr=args.auto_scale_lr, launcher=args.launcher))
 
 
 if __name__ == '__main__':

@@ -39,8 +39,8 @@ def add_shape(parser: argparse.ArgumentParser, default: int = 224) -> None:
 
 def shape(args: argparse.Namespace) -> tuple[int, int]:
     """(height, width) from ``--shape``."""
-    if len(args.shape) > 2:
-        raise UserError(f'--shape takes a height and a width, or one size for both; got {args.shape}.')
+    if len(args.shape) > 2 or min(args.shape) < 1:
+        raise UserError(f'--shape takes a height and a width, or one size for both, in pixels; got {args.shape}.')
     return tuple((args.shape * 2)[:2])
 
 

@@ -252,6 +252,12 @@ def test_unknown_arch_is_a_clear_error():
         EfficientViT('m9')
 
 
+@pytest.mark.parametrize('window_size', [0, -1, (7, 0, 4), True])
+def test_a_window_size_below_one_is_a_clear_error(window_size):
+    with pytest.raises(ValueError, match='window_size takes whole numbers of 1 or more'):
+        EfficientViT('m0', window_size=window_size)
+
+
 def test_too_small_input_is_a_clear_error():
     with pytest.raises(ValueError, match='at least 32x32.*got 16x64'):
         EfficientViT('m0')(torch.randn(1, 3, 16, 64))
@@ -260,7 +266,7 @@ def test_too_small_input_is_a_clear_error():
 def test_weights_of_another_arch_are_a_clear_error(timm_model, tmp_path):
     path = tmp_path / 'm0.pth'
     torch.save(timm_model('m0').state_dict(), path)
-    with pytest.raises(CheckpointError, match='EfficientViT-M0 weights'):
+    with pytest.raises(CheckpointError, match=r'EfficientViT-M0 weights\. The model is EfficientViT-M4\. Use the arch'):
         load_backbone_weights(EfficientViT('m4'), str(path))
 
 
@@ -272,10 +278,11 @@ def test_weights_of_another_model_are_a_clear_error(tmp_path):
         load_backbone_weights(EfficientViT('m0'), str(path))
 
 
-def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize('text', ['not weights', 'hello'])  # torch fails on each in another way
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(text, tmp_path):
     path = tmp_path / 'notes.pth'
-    path.write_text('not weights')
-    with pytest.raises(CheckpointError, match='not a .*PyTorch checkpoint'):
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=r'notes.pth is not a PyTorch checkpoint: neither a zip archive nor'):
         load_backbone_weights(EfficientViT('m0'), str(path))
 
 

@@ -20,7 +20,14 @@ from efficientvit_dense.engine.config import check_top_level_keys, load_config, 
 from efficientvit_dense.engine.data_checks import check_inputs
 from efficientvit_dense.engine.runner import test as evaluate
 from efficientvit_dense.engine.runner import train
-from efficientvit_dense.errors import BadImageError, CheckpointError, ConfigError, DataError, DataNotFoundError
+from efficientvit_dense.errors import (
+    BadImageError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DataNotFoundError,
+    UserError,
+)
 
 TINY_RUN = {**DETECTION_TINY_RUN, 'train_cfg.val_interval': 1000}  # no validation unless a test asks
 
@@ -323,3 +330,10 @@ def test_each_shipped_config_is_spelt_right_and_imports_the_package(config):
     # The toolboxes' own tools import nothing of ours (and tests/test_stock_tools.py runs several in one
     # process, where one config's import would hide another's lack).
     assert 'efficientvit_dense' in cfg.get('custom_imports', {}).get('imports', [])
+
+
+@pytest.mark.parametrize('shape', [[-5], [64, 0]])
+def test_a_shape_below_one_pixel_is_refused_in_one_line(shape):
+    import argparse
+    with pytest.raises(UserError, match=r'--shape takes a height and a width, .* in pixels; got'):
+        cli.shape(argparse.Namespace(shape=shape))

@@ -63,7 +63,12 @@ def unpickling_error(source: str, err: pickle.UnpicklingError) -> CheckpointErro
             f'Refusing to load {source}: it contains pickled Python objects that are not plain '
             f'weights and could run code when loaded ({reason}). Load only files you trust; to use '
             'a trusted file, re-save its state dict with torch.save(state_dict, path).')
-    return CheckpointError(f'{source} is not a PyTorch checkpoint (its bytes are not a valid pickle).')
+    return not_a_checkpoint(source)
+
+
+def not_a_checkpoint(source: str) -> CheckpointError:
+    return CheckpointError(f'{source} is not a PyTorch checkpoint: neither a zip archive nor a pickle, the formats '
+                           'torch.save writes (a download that saved an error page looks like this).')
 
 
 @contextlib.contextmanager
@@ -91,7 +96,9 @@ def read_checkpoint(source: str) -> dict:
             ckpt = torch.load(source, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise unpickling_error(source, err) from err
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as err:
+    except KeyError as err:  # torch's legacy reader met a byte that is no pickle opcode (a text file)
+        raise not_a_checkpoint(source) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f'{source} is not a readable PyTorch checkpoint ({_first_line(err)}).') from err
     if not isinstance(ckpt, Mapping):
         raise CheckpointError(f'{source} holds a {type(ckpt).__name__}, not a dict of weights.')
@@ -229,8 +236,13 @@ def infer_arch(state: Mapping[str, torch.Tensor]) -> str | None:
             return None
         dims.append(weight.shape[0])
         depths.append(len(blocks))
-    for name, arch in ARCH_SETTINGS.items():
-        if tuple(dims) == arch['embed_dims'] and tuple(depths) == arch['depths']:
+    return arch_name(dict(embed_dims=tuple(dims), depths=tuple(depths)))
+
+
+def arch_name(arch: Mapping) -> str | None:
+    """The 'm0'..'m5' name of an arch's widths and depths; None for a custom one."""
+    for name, settings in ARCH_SETTINGS.items():
+        if tuple(arch['embed_dims']) == settings['embed_dims'] and tuple(arch['depths']) == settings['depths']:
             return name
     return None
 
@@ -320,7 +332,8 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
         model_arch = getattr(model, 'arch', None)
         hint = f' The file holds EfficientViT-{file_arch.upper()} weights.' if file_arch else ''
         if isinstance(model_arch, dict):
-            hint += f' The model is {model_arch}.'
+            named = arch_name(model_arch)
+            hint += f' The model is EfficientViT-{named.upper()}.' if named else f' The model is {model_arch}.'
         raise CheckpointError(
             f'{source} does not fit this model: {len(mismatched)} tensors have other shapes '
             f'({short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')

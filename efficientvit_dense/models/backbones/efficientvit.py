@@ -385,6 +385,8 @@ class EfficientViT(BaseModule):
         windows = (window_size,) * num_stages if isinstance(window_size, int) else tuple(window_size)
         if len(windows) != num_stages:
             raise ConfigError(f'window_size needs one value per stage ({num_stages}), got {window_size!r}.')
+        if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in windows):
+            raise ConfigError(f'window_size takes whole numbers of 1 or more (tokens per side), got {window_size!r}.')
         if (not out_indices or any(i not in range(num_stages) for i in out_indices)
                 or len(set(out_indices)) != len(out_indices)):
             raise ConfigError(f'out_indices must be a non-empty subset of {tuple(range(num_stages))} without '

@@ -197,6 +197,22 @@ def test_show_dir_never_draws_over_an_earlier_runs_drawings(tmp_path, monkeypatc
     (tmp_path / 'drawn').mkdir()
     (tmp_path / 'drawn' / '000000.jpg').write_bytes(b'an earlier run')
     monkeypatch.chdir(tmp_path)
-    pictures_of_predictions(load_config(DEMOS['detection'].config), Request(show_dir='drawn'))
+    cfg = load_config(DEMOS['detection'].config)
+    cfg.default_hooks.visualization.type = 'EveryImageDetVisualizationHook'  # as a config may name this package's
+    pictures_of_predictions(cfg, Request(show_dir='drawn'))
+    assert (cfg.default_hooks.visualization.draw, cfg.default_hooks.visualization.test_out_dir) == (True, 'drawn')
     with pytest.raises(OutputExistsError, match='drawn is not empty: the drawings .* would replace an earlier'):
         pictures_of_predictions(load_config(DEMOS['detection'].config), Request(show_dir=str(tmp_path / 'drawn')))
+
+
+def test_drawings_keep_the_images_path_under_the_split_folder_through_dataset_wrappers():
+    from types import SimpleNamespace as Dataset
+
+    from efficientvit_dense.engine.drawing import image_folders, path_under
+    coco = Dataset(data_prefix=dict(img='data/coco/val2017/'), data_root='data/coco/')  # mmdet
+    city = Dataset(data_prefix=dict(img_path='data/cityscapes/leftImg8bit/val'), data_root='data/cityscapes/')  # mmseg
+    folders = image_folders(Dataset(datasets=[coco, Dataset(dataset=city)]))  # a ConcatDataset, a RepeatDataset
+    assert path_under('data/coco/val2017/000001.jpg', folders) == '000001.jpg'
+    assert path_under('data/cityscapes/leftImg8bit/val/frankfurt/f_1.png', folders) == 'frankfurt/f_1.png'
+    assert path_under('data/..hidden/1.jpg', ['data']) == '..hidden/1.jpg'
+    assert path_under('elsewhere/1.jpg', folders) == '1.jpg'

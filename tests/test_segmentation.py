@@ -187,7 +187,9 @@ def test_segmentation_demo_reports_miou_per_class(demo_run):
 def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_run, synthetic, tmp_path):
     from efficientvit_dense.apps.demo import DEMOS
     work_dir, demo = demo_run
-    cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'eval'),
+    # A test needs no training split (mmseg's drawing hook built the training loop, and read that split).
+    cfg = load_config(DEMOS['segmentation'].config, {**TINY_DEMO, 'train_dataloader.dataset.data_prefix.img_path':
+                                                     'not_here'}, work_dir=str(tmp_path / 'eval'),
                       data_root=str(synthetic))
     metrics = evaluate(cfg, str(work_dir / 'iter_2.pth'), out=str(tmp_path / 'preds.pkl'),
                        show_dir=str(tmp_path / 'show'))

@@ -5,7 +5,9 @@ visualisation hooks, each in its own layout, with what they lose mended.
   method of mmengine's visualisers is ``master_only``
   (open-mmlab/mmengine#1081), so the other processes' images went undrawn.
   Here each process draws the images it evaluated, into files (never through
-  the visualiser's backends, which log from one process).
+  the visualiser's backends, which log from one process); files written
+  whole (engine/runner.py), since two processes draw the images that a
+  distributed sampler repeats to even out their shares, at the same time.
 * A drawing was named after its image's file name, so same-named images in
   two folders (``cat/1.jpg``, ``dog/1.jpg``; a dataset's subfolders) drew
   over each other. Here it keeps the image's path under the dataset's image
@@ -29,29 +31,37 @@ from mmpretrain.engine.hooks import VisualizationHook
 from mmseg.engine.hooks import SegVisualizationHook
 
 
-def image_folder(dataset) -> str | None:
-    """The folder a dataset's image paths start with: its image prefix
-    (mmengine joins ``data_root`` to it), else ``data_root``; None for a
-    dataset wrapper, which has neither."""
+def image_folders(dataset) -> list[str]:
+    """The folders a dataset's image paths start with: its image prefix
+    (mmengine joins ``data_root`` to it), else ``data_root``; through
+    dataset wrappers (``dataset``, ``datasets``), each part's."""
+    if hasattr(dataset, 'datasets'):  # ConcatDataset
+        return [folder for part in dataset.datasets for folder in image_folders(part)]
+    if hasattr(dataset, 'dataset'):  # RepeatDataset, ClassBalancedDataset, MultiImageMixDataset
+        return image_folders(dataset.dataset)
     prefix = getattr(dataset, 'data_prefix', None) or {}
-    return prefix.get('img_path') or prefix.get('img') or getattr(dataset, 'data_root', None) or None
+    folder = prefix.get('img_path') or prefix.get('img') or getattr(dataset, 'data_root', None)
+    return [folder] if folder else []
 
 
-def path_under(img_path: str, folder: str | None) -> str:
-    """``img_path`` under ``folder`` (``cat/1.jpg``), or its file name where
-    it is not under it."""
-    if folder:
+def path_under(img_path: str, folders) -> str:
+    """``img_path`` under the first of ``folders`` that holds it
+    (``cat/1.jpg``), or its file name where none does."""
+    for folder in folders:
         relative = osp.relpath(img_path, folder)
-        if not relative.startswith(osp.pardir):
+        if relative != osp.pardir and not relative.startswith(osp.pardir + osp.sep):
             return relative
     return osp.basename(img_path)
 
 
 @contextlib.contextmanager
-def drawing_in_every_process():
-    """Let this process draw: each of its ``master_only`` drawing methods asks
-    ``mmengine.dist.utils.is_main_process`` at the call."""
-    if get_world_size() == 1:
+def drawing_in_every_process(into_file: bool = True):
+    """Let this process draw (into a file): each ``master_only`` drawing
+    method asks ``mmengine.dist.utils.is_main_process`` at the call. The
+    answer changes for the whole process meanwhile (no other thread of a test
+    run asks it). A drawing not ``into_file`` goes to the visualiser's
+    backends, which log from the first process only, as mmengine has it."""
+    if not into_file or get_world_size() == 1:
         yield
         return
     main = mmengine.dist.utils.is_main_process
@@ -63,11 +73,11 @@ def drawing_in_every_process():
 
 
 class _EveryProcess:
-    """Finds the image folder of the loop's dataset, for :func:`path_under`,
+    """Finds the image folders of the loop's dataset, for :func:`path_under`,
     and gives every process's visualiser the dataset's classes and palette
     (the runner's setting of them is ``master_only`` too)."""
 
-    image_folder: str | None = None
+    image_folders = ()  # until a loop starts
 
     def before_val(self, runner) -> None:
         self._prepare(runner.visualizer, runner.val_dataloader.dataset)
@@ -76,7 +86,7 @@ class _EveryProcess:
         self._prepare(runner.visualizer, runner.test_dataloader.dataset)
 
     def _prepare(self, visualizer, dataset) -> None:
-        self.image_folder = image_folder(dataset)
+        self.image_folders = image_folders(dataset)
         if hasattr(dataset, 'metainfo'):
             with drawing_in_every_process():
                 visualizer.dataset_meta = dataset.metainfo
@@ -95,9 +105,9 @@ class EveryImageDetVisualizationHook(_EveryProcess, DetVisualizationHook):
         for data_sample in outputs:
             self._test_index += 1
             image = mmcv.imfrombytes(get(data_sample.img_path, backend_args=self.backend_args), channel_order='rgb')
-            name = path_under(data_sample.img_path, self.image_folder)
+            name = path_under(data_sample.img_path, self.image_folders)
             out_file = osp.join(self.test_out_dir, name) if self.test_out_dir is not None else None
-            with drawing_in_every_process():
+            with drawing_in_every_process(out_file is not None):
                 self._visualizer.add_datasample(name if self.show else 'test_img', image, data_sample=data_sample,
                                                 show=self.show, wait_time=self.wait_time,
                                                 pred_score_thr=self.score_thr, out_file=out_file,
@@ -122,11 +132,12 @@ class EveryImageSegVisualizationHook(_EveryProcess, SegVisualizationHook):
             return
         for data_sample in outputs:
             image = mmcv.imfrombytes(get(data_sample.img_path, backend_args=self.backend_args), channel_order='rgb')
-            folder, name = osp.split(path_under(data_sample.img_path, self.image_folder))
-            out_file = osp.join(self.out_dir, 'vis_data', 'vis_image', folder, f'test_{name}_{runner.iter}.png')
-            with drawing_in_every_process():
+            folder, name = osp.split(path_under(data_sample.img_path, self.image_folders))
+            # step 0, as mmseg's hook gives in a test: its runner.iter would build the training loop and split
+            out_file = osp.join(self.out_dir, 'vis_data', 'vis_image', folder, f'test_{name}_0.png')
+            with drawing_in_every_process(out_file is not None):
                 self._visualizer.add_datasample(f'test_{name}', image, data_sample=data_sample, show=self.show,
-                                                wait_time=self.wait_time, out_file=out_file, step=runner.iter)
+                                                wait_time=self.wait_time, out_file=out_file)
 
 
 @HOOKS.register_module()
@@ -156,11 +167,11 @@ class RGBVisualizationHook(_EveryProcess, VisualizationHook):
             if self.bgr_inputs and image.shape[0] == 3:  # the preprocessor turns three-channel images only
                 image = image.flip(0)
             image = image.permute(1, 2, 0).cpu().numpy().astype('uint8')
-            name = path_under(data_sample.img_path, self.image_folder) if 'img_path' in data_sample else str(index)
+            name = path_under(data_sample.img_path, self.image_folders) if 'img_path' in data_sample else str(index)
             draw_args = dict(self.draw_args)
             if self.out_dir is not None:
                 draw_args['out_file'] = osp.join(self.out_dir, f'{name}_{step}.png')
-            with drawing_in_every_process():
+            with drawing_in_every_process('out_file' in draw_args):
                 self._visualizer.visualize_cls(image=image, data_sample=data_sample, step=step, name=name,
                                                **draw_args)
 

@@ -101,7 +101,7 @@ def mixed_precision(cfg: Config, request: Request) -> None:
         raise ConfigError(f'--amp-dtype {request.amp}: choose one of {", ".join(AMP_DTYPES)}.')
     if not torch.cuda.is_available():  # mmengine's wrapper asserts a GPU
         raise ConfigError('--amp trains in mixed precision on a GPU (mmengine\'s AmpOptimWrapper), and none is '
-                          'visible here; train without --amp (float32).')
+                          'visible here; train without --amp and --amp-dtype (float32).')
     if request.amp == 'bfloat16':
         if cfg.get('default_scope') == 'mmdet':
             # mmcv 2.1's CUDA focal loss and RoIAlign dispatch float32/float64/float16 only.
@@ -144,6 +144,7 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
     if hook is None:
         raise ConfigError('This config has no visualization hook, so --show-dir cannot draw predictions.')
     kind = hook['type'].split('.')[-1]
+    kind = next((toolbox for toolbox, ours in EVERY_IMAGE_HOOKS.items() if kind == ours), kind)
     if kind in EVERY_IMAGE_HOOKS:
         hook['type'] = EVERY_IMAGE_HOOKS[kind]
     if kind == 'DetVisualizationHook':  # mmdet: under work_dir/<timestamp>/, a folder of its own each run
@@ -159,6 +160,7 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
     if pictures is not None and osp.isdir(pictures) and os.listdir(pictures):
         raise OutputExistsError(f'{pictures} is not empty: the drawings (named after the images) would replace an '
                                 'earlier run\'s or mix with other files; choose another --show-dir.')
+    use_atomic_local_writes()  # distributed, two processes draw an image the sampler repeats, at the same time
 
 
 def dumped_predictions(cfg: Config, request: Request) -> None:

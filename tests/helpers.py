@@ -16,6 +16,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import torch
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
+from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData, PixelData
 from mmseg.structures import SegDataSample
@@ -138,3 +139,11 @@ def edit_annotations(data, split: str, edit):
     edit(coco)
     path.write_text(json.dumps(coco))
     return path
+
+
+class ModelUnderTest(Hook):
+    """Keeps the model a test run evaluates, for a test to look into."""
+    model = None
+
+    def before_test(self, runner) -> None:
+        self.model = runner.model

@@ -303,7 +303,8 @@ def test_setting_a_variable_that_other_keys_were_built_from_is_refused_naming_th
     demo = DEMOS['detection'].config
     # mmengine would keep the new value beside the old one it put into the pipelines, and train at 192.
     with pytest.raises(ConfigError, match=r'--cfg-options image_size: image_size is a variable of the config, which '
-                                          r'mmengine put into test_pipeline, train_pipeline when it read the file; '
+                                          r'mmengine put into test_pipeline, train_pipeline, tta_pipeline when it read '
+                                          r'the file; '
                                           r'.*\(e\.g\. test_dataloader\.dataset\.pipeline\.1\.scale, '
                                           r'train_dataloader\.dataset\.pipeline\.2\.scale, '):
         load_config(demo, {'image_size': (256, 256)})

@@ -242,6 +242,31 @@ def test_custom_folders_train_and_evaluate_with_classes_read_from_the_folders(sy
     assert len(dumped) == len(live) == 6 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(dumped, live))
     _assert_drawn_in_the_images_colours(tmp_path / 'show', tmp_path / 'my_images' / 'val', count=6)
 
+    # --tta: each image's scores and its horizontal flip's, averaged (mmpretrain's AverageClsScoreTTA). The shapes
+    # are mirror images of themselves, so the left half of each image is blacked out; and the weights are a new
+    # model's, since the barely trained one gives every image the same features.
+    import cv2
+    from mmpretrain.registry import MODELS
+    for path in glob.glob(str(tmp_path / 'my_images' / 'val' / '*' / '*.png')):
+        image = cv2.imread(path)
+        image[:, :image.shape[1] // 2] = 0
+        cv2.imwrite(path, image)
+    cfg = load_config(str(tmp_path / 'my_config.py'), tiny, work_dir=str(tmp_path / 'tta'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build({**cfg.model, 'data_preprocessor': cfg.data_preprocessor}).eval()
+    model.head.head.linear.weight.data *= 1000  # a new head scores every class about equally
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'new.pth')
+    with torch.no_grad():
+        as_is, flipped = ([sample.pred_score for batch in runner.val_dataloader for sample in model.test_step(
+            {**batch, 'inputs': [image.flip(-1) if flip else image for image in batch['inputs']]})]
+            for flip in (False, True))
+    assert max(float((a - b).abs().max()) for a, b in zip(as_is, flipped)) > 1e-3
+    evaluate(cfg, str(tmp_path / 'new.pth'), out=str(tmp_path / 'tta.pkl'), tta=True)
+    with open(tmp_path / 'tta.pkl', 'rb') as f:
+        averaged = [sample['pred_score'] for sample in pickle.load(f)]
+    assert len(averaged) == 6
+    assert all(torch.allclose(both, (a + b) / 2, atol=1e-6) for both, a, b in zip(averaged, as_is, flipped))
+
 
 def _assert_drawn_in_the_images_colours(show_dir, images_root, count):
     """--show-dir drew every test image (<class>/<image>_0.png: same-named images in two class folders get two
@@ -258,6 +283,15 @@ def _assert_drawn_in_the_images_colours(show_dir, images_root, count):
             compared += 1
             assert abs(picture - image).sum() < abs(picture - image[::-1]).sum(), (path, picture, image)
     assert compared >= count // 2
+
+
+def test_tta_with_show_dir_is_refused_for_a_classifier():
+    """mmpretrain's hook draws the network's inputs, which test-time augmentation multiplies (it would fail)."""
+    from efficientvit_dense.engine.runner import Request, augmentation_at_test_time
+    from efficientvit_dense.errors import UnsupportedError
+    cfg = load_config(osp.join(REPO, 'configs', 'demo', 'cls_efficientvit_m0_synthetic.py'))
+    with pytest.raises(UnsupportedError, match='draw without --tta'):
+        augmentation_at_test_time(cfg, Request(tta=True, show_dir='drawn'))
 
 
 def test_show_dir_draws_every_image_of_a_dataset_without_paths_once(tmp_path):

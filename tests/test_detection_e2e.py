@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from helpers import DETECTION_TINY_RUN, TINY_SPEC
+from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, ModelUnderTest
 from mmdet.structures.bbox import bbox_overlaps
 
 from efficientvit_dense.apps.demo import DEMOS
@@ -15,8 +15,9 @@ from efficientvit_dense.apps.synthetic import generate
 from efficientvit_dense.engine.checkpointing import CrashSafeCheckpointHook
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.inference import infer
+from efficientvit_dense.engine.runner import Request, augmentation_at_test_time, train
 from efficientvit_dense.engine.runner import test as evaluate
-from efficientvit_dense.engine.runner import train
+from efficientvit_dense.errors import UnsupportedError
 from efficientvit_dense.models import deploy
 
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
@@ -73,6 +74,22 @@ def test_test_tool_reports_the_metrics_validation_gave_and_dumps_predictions(tra
         assert torch.allclose(saved['pred_instances']['bboxes'], live.bboxes, atol=1e-3)
     drawn = glob.glob(str(tmp / 'eval' / '*' / 'vis' / '*.jpg'))  # --show-dir is under the run's log folder
     assert len(drawn) == TINY_SPEC.num_val
+
+
+def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(trained):
+    """--tta: mmdet's DetTTAModel around the trained weights (the checkpoint check and the load reach inside it),
+    with the demo's flips at its own size; Mask R-CNN, whose masks it cannot merge, is refused."""
+    tmp, runner = trained
+    seen = ModelUnderTest()
+    cfg = _cfg(tmp, 'tta')
+    metrics = evaluate(cfg, str(tmp / 'run' / 'iter_2.pth'), hooks=[seen], tta=True)
+    assert 'coco/bbox_mAP' in metrics and type(seen.model).__name__ == 'DetTTAModel'
+    assert cfg.test_dataloader.dataset.pipeline[-1].type == 'TestTimeAug'
+    trained_weights = runner.model.state_dict()
+    assert all(torch.equal(value, trained_weights[key]) for key, value in seen.model.module.state_dict().items())
+    with pytest.raises(UnsupportedError, match='merges boxes only; this config predicts masks'):
+        augmentation_at_test_time(load_config(osp.join(REPO, 'configs', 'mask_rcnn_efficientvit_m4_coco.py')),
+                               Request(tta=True))
 
 
 def test_an_earlier_run_is_never_overwritten(trained):

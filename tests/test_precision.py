@@ -265,6 +265,21 @@ def test_evaluating_in_bfloat16_on_a_cpu_without_it_says_so_first(monkeypatch):
     assert not any('emulated' in message for message in said)
 
 
+def test_a_precision_reaches_the_network_inside_test_time_augmentation_and_int8_is_refused_there():
+    """tools/test.py --tta --precision: the deploy form of the network the TTA model wraps; int8 would calibrate on
+    the test pipeline's several views of each image."""
+    from mmpretrain.models import AverageClsScoreTTA
+
+    from efficientvit_dense.analysis.precision import DeployHook
+    from efficientvit_dense.errors import UnsupportedError
+    network = build_config_model(load_config(DEMOS['classification'].config)).eval()
+    runner = type('Runner', (), dict(model=AverageClsScoreTTA(module=network), world_size=1, cfg=None))
+    DeployHook('bfloat16').before_test(runner)
+    assert next(network.backbone.parameters()).dtype == torch.bfloat16
+    with pytest.raises(UnsupportedError, match='Evaluate int8 without --tta'):
+        DeployHook('int8').before_test(runner)
+
+
 def test_precision_cost_times_every_precision_as_the_test_loop_runs_it_with_autograd_off(tmp_path, monkeypatch):
     # mmengine's test_step keeps autograd on (only its TestLoop turns it off); with it on, the deploy form's layers
     # skip oneDNN's packed weights while int8's parts do not, and the speed ratio compared unequal things.

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, SEGMENTATION_SIZE, in_process_loaders, segmentation_batch
+from helpers import REPO, SEGMENTATION_SIZE, ModelUnderTest, in_process_loaders, segmentation_batch
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
@@ -206,6 +206,20 @@ def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_
     with pytest.raises(OutputExistsError, match=r'vis_image is not empty: the drawings .* would replace an earlier '
                                                 r'run\'s or mix with other files; choose another --show-dir'):
         evaluate(cfg, str(work_dir / 'iter_2.pth'), show_dir=str(tmp_path / 'show'))
+
+
+def test_tta_evaluates_the_checkpoint_inside_mmsegs_test_time_augmentation(demo_run, synthetic, tmp_path):
+    """--tta: mmseg's SegTTAModel around the demo's weights, with the config's (mmseg's) scales and flips."""
+    from efficientvit_dense.apps.demo import DEMOS
+    work_dir, _ = demo_run
+    cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'tta'),
+                      data_root=str(synthetic))
+    seen = ModelUnderTest()
+    metrics = evaluate(cfg, str(work_dir / 'iter_2.pth'), hooks=[seen], tta=True)
+    assert 'mIoU' in metrics and type(seen.model).__name__ == 'SegTTAModel'
+    assert [len(views) for views in cfg.test_dataloader.dataset.pipeline[-1].transforms[:2]] == [6, 2]
+    saved = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=True)['state_dict']
+    assert all(torch.equal(value, saved[key]) for key, value in seen.model.module.state_dict().items())
 
 
 def test_infer_writes_blended_pictures_and_label_maps(demo_run, synthetic, tmp_path):

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel
 
+from ..engine.checkpoint_fit import bare_model
 from ..errors import ConfigError, DataError, UnsupportedError
 from ..models.deploy import CAST_PRECISIONS, deploy, float32_parts
 from .modes import CALIBRATION_IMAGES, PRECISIONS
@@ -163,7 +164,10 @@ class DeployHook(Hook):
         if self.precision == 'int8' and runner.world_size > 1:
             raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
                                    'own share of the images and build another int8 model.')
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(runner.model, BaseTTAModel) and self.precision == 'int8':
+            raise UnsupportedError('Evaluate int8 without --tta: the calibration reads images through the test '
+                                   'pipeline, which test-time augmentation turns into several views of each.')
+        model = bare_model(runner.model)
         note = emulation_note(self.precision) if next(model.parameters()).device.type == 'cpu' else ''
         if note:
             print_log(note, logger='current', level=logging.WARNING)

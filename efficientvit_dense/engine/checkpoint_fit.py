@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import load_checkpoint
 
 from ..errors import CheckpointError
@@ -29,6 +30,14 @@ from ..models.weights import adapt_state_dict, read_checkpoint, safe_loading_err
 # benchmark) and 'resume' need every tensor; 'fine-tune' (load_from) may bring
 # heads for other classes and leave some layers at their initialisation.
 PURPOSES = ('evaluate', 'resume', 'fine-tune')
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The network inside mmengine's model wrappers (DDP) and a test-time
+    augmentation model, as mmengine's checkpoint loading reaches it."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 @dataclass

@@ -25,10 +25,11 @@ import mmengine.dist.utils
 from mmdet.engine.hooks import DetVisualizationHook
 from mmengine.dist import get_world_size
 from mmengine.fileio import get
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmpretrain.engine.hooks import VisualizationHook
 from mmseg.engine.hooks import SegVisualizationHook
+
+from .checkpoint_fit import bare_model
 
 
 def image_folders(dataset) -> list[str]:
@@ -153,8 +154,8 @@ class RGBVisualizationHook(_EveryProcess, VisualizationHook):
     bgr_inputs = False
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self.bgr_inputs = bool(getattr(model.data_preprocessor, 'to_rgb', False))  # mmpretrain's preprocessor
+        preprocessor = bare_model(runner.model).data_preprocessor
+        self.bgr_inputs = bool(getattr(preprocessor, 'to_rgb', False))  # mmpretrain's preprocessor
 
     def _draw_samples(self, batch_idx, data_batch, data_samples, step=0) -> None:
         if not self.enable:

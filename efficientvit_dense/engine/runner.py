@@ -11,6 +11,7 @@ checkpoint against the built model), then the run itself.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import os.path as osp
@@ -19,12 +20,11 @@ from typing import Callable
 
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UserError
+from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UnsupportedError, UserError
 from ..models.weights import safe_loading_errors
-from .checkpoint_fit import check_checkpoint_fits, without_mmengine_key_dump
+from .checkpoint_fit import bare_model, check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import (
     checked_resume,
     choose_resume,
@@ -34,7 +34,7 @@ from .checkpointing import (
     release_work_dir,
     use_atomic_local_writes,
 )
-from .config import AMP_DTYPES, DATALOADERS, config_errors
+from .config import AMP_DTYPES, DATALOADERS, config_errors, iter_datasets
 from .data_checks import (
     BackgroundChecks,
     DataChecksHook,
@@ -57,6 +57,7 @@ class Request:
     checkpoint: str | None = None  # test: the weights to evaluate
     out: str | None = None  # test: dump the raw predictions here
     show_dir: str | None = None  # test: draw the predictions here
+    tta: bool = False  # test: with test-time augmentation
     checks: BackgroundChecks | None = None  # train: the annotation checks, running meanwhile
 
 
@@ -131,6 +132,51 @@ def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
     if not request.checkpoint.startswith(('http://', 'https://')) and not osp.isfile(request.checkpoint):
         raise InputNotFoundError(f'Checkpoint not found: {request.checkpoint}')
     cfg.load_from = request.checkpoint
+
+
+# Each toolbox's test-time augmentation model, where a config names none, with its tools/test.py's settings.
+TTA_MODELS = {'mmdet': dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                                                             max_per_img=100)),
+              'mmseg': dict(type='SegTTAModel'),
+              'mmpretrain': dict(type='AverageClsScoreTTA')}
+
+
+def augmentation_at_test_time(cfg: Config, request: Request) -> None:
+    """``--tta``: the config's ``tta_model`` around the model and its
+    ``tta_pipeline`` for the test split, as each toolbox's tools/test.py sets
+    them up. A config without them (mmseg's hold multi-scale and flip ones)
+    gets the toolboxes' default: each image and its horizontal flip, the
+    predictions merged (boxes by NMS, class scores and pixel probabilities
+    averaged)."""
+    if not request.tta:
+        return
+    scope = cfg.get('default_scope')
+    if scope not in TTA_MODELS:
+        raise UnsupportedError(f'--tta: test-time augmentation is set up for mmdet, mmseg and mmpretrain configs; '
+                               f'this one is for {scope}.')
+    if scope == 'mmdet' and cfg.model.get('roi_head', {}).get('mask_head'):
+        raise UnsupportedError('--tta: mmdet\'s test-time augmentation (DetTTAModel) merges boxes only; this '
+                               'config predicts masks. Evaluate without --tta.')
+    if request.show_dir and scope == 'mmpretrain':  # its hook draws the network's inputs, one set per augmentation
+        raise UnsupportedError('--show-dir draws a classifier\'s network inputs, which --tta multiplies; draw '
+                               'without --tta.')
+    tta_model = cfg.get('tta_model') or TTA_MODELS[scope]
+    for _, dataset in iter_datasets(ConfigDict(test_dataloader=cfg.test_dataloader)):
+        dataset.pipeline = cfg.get('tta_pipeline') or flip_augmented(dataset.pipeline)
+    cfg.model = ConfigDict(**tta_model, module=cfg.model)
+
+
+def flip_augmented(pipeline: list) -> list:
+    """A test pipeline that gives each image as it is and flipped
+    horizontally, packed by its own last step (with the flip in the
+    metadata, which the merge reads)."""
+    pack = copy.deepcopy(pipeline[-1])
+    if 'meta_keys' in pack:
+        pack.meta_keys = tuple(pack.meta_keys) + tuple(key for key in ('flip', 'flip_direction')
+                                                       if key not in pack.meta_keys)
+    flips = [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+             dict(type='RandomFlip', prob=1.0, direction='horizontal')]
+    return [*pipeline[:-1], dict(type='TestTimeAug', transforms=[flips, [pack]])]
 
 
 def pictures_of_predictions(cfg: Config, request: Request) -> None:
@@ -211,6 +257,7 @@ TRAIN_STEPS: tuple[tuple[str, Step], ...] = (
 TEST_STEPS: tuple[tuple[str, Step], ...] = (
     ('the data exist and read as the config says', lambda cfg, request: check_inputs(cfg, ('test_dataloader',))),
     ('the checkpoint to evaluate', checkpoint_to_evaluate),
+    ('test-time augmentation (--tta)', augmentation_at_test_time),
     ('distributed settings', distributed_settings),
     ('a visualizer of its own', own_visualizer),
     ('pictures of the predictions (--show-dir)', pictures_of_predictions),
@@ -272,8 +319,7 @@ def build_runner(cfg: Config, purpose: str) -> Runner:
     check_images_while_loading(cfg, dataloaders)
     check_label_values_while_loading(cfg, dataloaders)
     if cfg.get('load_from'):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        check_checkpoint_fits(model, cfg.load_from, purpose)
+        check_checkpoint_fits(bare_model(runner.model), cfg.load_from, purpose)
     return runner
 
 
@@ -320,11 +366,11 @@ def train(cfg: Config, resume: str | bool = False, amp: str | None = None, auto_
 
 
 def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | None = None,
-         launcher: str = 'none', hooks=()) -> dict:
+         launcher: str = 'none', hooks=(), tta: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the test split; returns the metrics.
     ``hooks``: more for the runner (the evaluation in a precision:
-    ``analysis.precision.DeployHook``)."""
-    prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir), TEST_STEPS)
+    ``analysis.precision.DeployHook``); ``tta``: with test-time augmentation."""
+    prepare(cfg, Request(launcher, checkpoint=checkpoint, out=out, show_dir=show_dir, tta=tta), TEST_STEPS)
     with missing_files_named():  # mmengine makes the work dir as the runner is built
         runner = build_runner(cfg, purpose='evaluate')
     for hook in hooks:

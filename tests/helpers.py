@@ -142,8 +142,8 @@ def edit_annotations(data, split: str, edit):
 
 
 class ModelUnderTest(Hook):
-    """Keeps the model a test run evaluates, for a test to look into."""
-    model = None
+    """Keeps the model a test run evaluates and its test pipeline, for a test to look into."""
+    model = pipeline = None
 
     def before_test(self, runner) -> None:
-        self.model = runner.model
+        self.model, self.pipeline = runner.model, runner.test_dataloader.dataset.pipeline

@@ -85,6 +85,7 @@ def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(train
     metrics = evaluate(cfg, str(tmp / 'run' / 'iter_2.pth'), hooks=[seen], tta=True)
     assert 'coco/bbox_mAP' in metrics and type(seen.model).__name__ == 'DetTTAModel'
     assert cfg.test_dataloader.dataset.pipeline[-1].type == 'TestTimeAug'
+    assert [step.scale for step in cfg.test_dataloader.dataset.pipeline[-1].transforms[0]] == [(192, 192)]  # not COCO's
     trained_weights = runner.model.state_dict()
     assert all(torch.equal(value, trained_weights[key]) for key, value in seen.model.module.state_dict().items())
     with pytest.raises(UnsupportedError, match='merges boxes only; this config predicts masks'):

@@ -209,7 +209,8 @@ def test_test_tool_reports_the_demos_miou_dumps_predictions_and_draws_them(demo_
 
 
 def test_tta_evaluates_the_checkpoint_inside_mmsegs_test_time_augmentation(demo_run, synthetic, tmp_path):
-    """--tta: mmseg's SegTTAModel around the demo's weights, with the config's (mmseg's) scales and flips."""
+    """--tta: mmseg's SegTTAModel around the demo's weights, with the demo's flips (at its own size: the base's
+    are ADE20K's six ratios), the network's own preprocessor, and the label-value check inside the augmentation."""
     from efficientvit_dense.apps.demo import DEMOS
     work_dir, _ = demo_run
     cfg = load_config(DEMOS['segmentation'].config, dict(TINY_DEMO), work_dir=str(tmp_path / 'tta'),
@@ -217,7 +218,12 @@ def test_tta_evaluates_the_checkpoint_inside_mmsegs_test_time_augmentation(demo_
     seen = ModelUnderTest()
     metrics = evaluate(cfg, str(work_dir / 'iter_2.pth'), hooks=[seen], tta=True)
     assert 'mIoU' in metrics and type(seen.model).__name__ == 'SegTTAModel'
-    assert [len(views) for views in cfg.test_dataloader.dataset.pipeline[-1].transforms[:2]] == [6, 2]
+    assert [[step.type for step in views] for views in cfg.test_dataloader.dataset.pipeline[-1].transforms] == [
+        ['RandomFlip', 'RandomFlip'], ['LoadAnnotations'], ['PackSegInputs']]
+    assert seen.model.module.data_preprocessor.size == (96, 96)  # TINY_DEMO's, set on the model's own
+    views = seen.pipeline.transforms[-1].subroutines  # each image as it is and flipped
+    assert len(views) == 2 and all('CheckLabelValues' in [type(step).__name__ for step in view.transforms]
+                                   for view in views)
     saved = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=True)['state_dict']
     assert all(torch.equal(value, saved[key]) for key, value in seen.model.module.state_dict().items())
 

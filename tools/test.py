@@ -3,7 +3,7 @@ mmpretrain alike).
 
     python tools/test.py configs/retinanet_efficientvit_m4_coco.py work_dirs/.../epoch_12.pth
     python tools/test.py CONFIG CHECKPOINT --out results.pkl --show-dir vis/
-    python tools/test.py CONFIG CHECKPOINT --tta        # test-time augmentation (flips; mmseg's configs: scales too)
+    python tools/test.py CONFIG CHECKPOINT --tta        # test-time augmentation: the config's (scales, flips)
     python tools/test.py CONFIG CHECKPOINT --precision bfloat16   # the deploy form in bfloat16 (or int8, float32)
 """
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
@@ -22,8 +22,9 @@ def main(argv=None):
                         'SHOW_DIR/vis_data/vis_image, a classifier\'s into SHOW_DIR; each named after its image\'s '
                         'path under the split\'s image folder')
     parser.add_argument('--tta', action='store_true',
-                        help='test-time augmentation: the config\'s tta_model and tta_pipeline (mmseg\'s: scales and '
-                        'flips), else each image and its horizontal flip, the predictions merged')
+                        help='test-time augmentation: the config\'s tta_model and tta_pipeline (the COCO and ADE20K '
+                        'configs\': several scales, each flipped and not), else each image and its horizontal flip; '
+                        'the predictions merged')
     parser.add_argument('--precision', choices=PRECISIONS,
                         help='evaluate the deploy form (BatchNorm folded) in this precision; int8 calibrates on '
                         'images spread evenly over the training split (tools/precision_cost.py compares them all)')

@@ -42,6 +42,18 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# tools/test.py --tta: the test size at mmseg's six ratios, each as it is and flipped (ADE20K's ratios apply to
+# the image as stored, which for photos larger than the test size would be another evaluation).
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(2048 * ratio), int(512 * ratio)), keep_ratio=True)
+         for ratio in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)],
+        [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+         dict(type='RandomFlip', prob=1.0, direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='PackSegInputs')]]),
+]
 dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=dict(classes=classes, palette=palette),
                img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
                ignore_index=ignore_index)

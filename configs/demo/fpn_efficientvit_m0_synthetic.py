@@ -33,6 +33,15 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# tools/test.py --tta (mmseg's too): each image as it is and flipped; the base's six ratios are ADE20K's.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+         dict(type='RandomFlip', prob=1.0, direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='PackSegInputs')]]),
+]
 dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=dict(classes=classes, palette=palette),
                img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=False)
 train_dataloader = dict(

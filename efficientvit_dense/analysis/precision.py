@@ -164,7 +164,7 @@ class DeployHook(Hook):
         if self.precision == 'int8' and runner.world_size > 1:
             raise UnsupportedError('Evaluate int8 in one process: each distributed rank would calibrate on its '
                                    'own share of the images and build another int8 model.')
-        if isinstance(runner.model, BaseTTAModel) and self.precision == 'int8':
+        if self.precision == 'int8' and any(isinstance(part, BaseTTAModel) for part in runner.model.modules()):
             raise UnsupportedError('Evaluate int8 without --tta: the calibration reads images through the test '
                                    'pipeline, which test-time augmentation turns into several views of each.')
         model = bare_model(runner.model)

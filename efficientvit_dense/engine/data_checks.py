@@ -220,19 +220,34 @@ class CheckLabelValues(BaseTransform):
 def check_label_values_while_loading(cfg, dataloaders: dict) -> None:
     """Put :class:`CheckLabelValues` after the label-map loader of every
     segmentation pipeline in ``dataloaders`` (a runner's dataloader
-    settings by split name)."""
-    head = (cfg.get('model') or {}).get('decode_head')
+    settings by split name), inside test-time augmentation too."""
+    model = cfg.get('model') or {}
+    while isinstance(model, dict) and 'module' in model:  # tools/test.py --tta wraps the segmentor
+        model = model['module']
+    head = model.get('decode_head') if isinstance(model, dict) else None
     if cfg.get('default_scope') != 'mmseg' or not isinstance(head, dict) or not head.get('num_classes'):
         return
     check = dict(type='CheckLabelValues', num_classes=head['num_classes'], ignore_index=head.get('ignore_index', 255))
     for _, dataset in iter_datasets(dataloaders):
         pipeline = dataset.get('pipeline') or []
-        for i, step in enumerate(pipeline):
-            if isinstance(step, dict) and step.get('type') in ('LoadAnnotations', 'mmseg.LoadAnnotations'):
-                if not (i + 1 < len(pipeline) and isinstance(pipeline[i + 1], dict)
-                        and pipeline[i + 1].get('type') == 'CheckLabelValues'):
-                    pipeline.insert(i + 1, dict(check))
-                break
+        for step in pipeline:  # TestTimeAug: groups of alternatives, each applied in turn
+            if isinstance(step, dict) and step.get('type', '').split('.')[-1] == 'TestTimeAug':
+                _check_after_label_loader(step['transforms'], [dict(check)], lambda group: group[0])
+        _check_after_label_loader(pipeline, dict(check), lambda step: step)
+
+
+def _check_after_label_loader(steps: list, check, first) -> None:
+    """Insert ``check`` after the first of ``steps`` whose ``first(step)``
+    loads label maps, unless it is there already."""
+    def kind(step):
+        step = first(step) if step else None
+        return step.get('type', '').split('.')[-1] if isinstance(step, dict) else None
+
+    for i, step in enumerate(steps):
+        if kind(step) == 'LoadAnnotations':
+            if not (i + 1 < len(steps) and kind(steps[i + 1]) == 'CheckLabelValues'):
+                steps.insert(i + 1, check)
+            return
 
 
 # --------------------------------------------------------------------------

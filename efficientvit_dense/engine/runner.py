@@ -163,7 +163,10 @@ def augmentation_at_test_time(cfg: Config, request: Request) -> None:
     tta_model = cfg.get('tta_model') or TTA_MODELS[scope]
     for _, dataset in iter_datasets(ConfigDict(test_dataloader=cfg.test_dataloader)):
         dataset.pipeline = cfg.get('tta_pipeline') or flip_augmented(dataset.pipeline)
-    cfg.model = ConfigDict(**tta_model, module=cfg.model)
+    # The TTA model gives the network the preprocessor it is built with: the network's own, where the model has
+    # one, not the config's top-level one (mmengine's choice for the outer model).
+    own = {'data_preprocessor': cfg.model.data_preprocessor} if 'data_preprocessor' in cfg.model else {}
+    cfg.model = ConfigDict({**own, **tta_model, 'module': cfg.model})
 
 
 def flip_augmented(pipeline: list) -> list:

@@ -136,7 +136,7 @@ class EveryImageSegVisualizationHook(_EveryProcess, SegVisualizationHook):
             folder, name = osp.split(path_under(data_sample.img_path, self.image_folders))
             # step 0, as mmseg's hook gives in a test: its runner.iter would build the training loop and split
             out_file = osp.join(self.out_dir, 'vis_data', 'vis_image', folder, f'test_{name}_0.png')
-            with drawing_in_every_process(out_file is not None):
+            with drawing_in_every_process():
                 self._visualizer.add_datasample(f'test_{name}', image, data_sample=data_sample, show=self.show,
                                                 wait_time=self.wait_time, out_file=out_file)
 

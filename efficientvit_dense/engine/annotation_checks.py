@@ -27,7 +27,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..errors import DataError
-from .config import class_folder_root, class_folders, dataset_setting, iter_datasets
+from .config import class_folder_root, class_folders, dataset_setting, iter_datasets, type_name
 from .file_facts import cache_dir, image_facts
 
 SHOWN = 3  # offenders named in a message
@@ -408,7 +408,7 @@ def _label_decoder(dataset: dict) -> str:
     """The image backend the split's LoadAnnotations decodes label maps with
     (mmseg's default: Pillow, which keeps a palette image's indices)."""
     for step in dataset.get('pipeline') or []:
-        if isinstance(step, dict) and str(step.get('type', '')).split('.')[-1] == 'LoadAnnotations':
+        if type_name(step) == 'LoadAnnotations':
             return step.get('imdecode_backend', 'pillow')
     return 'pillow'
 
@@ -510,11 +510,6 @@ def _count_images(folder: str, extensions) -> int:
 FOLDER_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif')
 
 
-def _type_name(dataset: dict) -> str:
-    kind = dataset.get('type', '')
-    return kind.split('.')[-1] if isinstance(kind, str) else getattr(kind, '__name__', '')
-
-
 def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list[SplitSummary]:
     """Every check above on every dataset of ``splits`` that is of a kind
     they know (COCO files, label-map folders, class folders); a summary per
@@ -526,7 +521,7 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
     for split, dataset in iter_datasets(cfg):
         if split not in splits:
             continue
-        kind = _type_name(dataset)
+        kind = type_name(dataset)
         prefix = dataset.get('data_prefix') or {}
         if kind == 'CocoDataset' and dataset.get('ann_file'):
             key = (osp.join(dataset.get('data_root') or '', dataset['ann_file']), split == 'train_dataloader')
@@ -564,7 +559,7 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
 
 
 def _is_class_folder_dataset(dataset: dict) -> bool:
-    return (_type_name(dataset) == 'CustomDataset' and not dataset.get('ann_file')
+    return (type_name(dataset) == 'CustomDataset' and not dataset.get('ann_file')
             and dataset.get('with_label', True))
 
 

@@ -204,6 +204,13 @@ def fill_classes_from_folders(cfg: Config) -> None:
 # Its parts
 
 
+def type_name(part) -> str:
+    """The type a config part names, without its scope ('mmdet.CocoDataset':
+    'CocoDataset'), or the name of a class given as type; '' for none."""
+    kind = part.get('type', '') if isinstance(part, dict) else ''
+    return kind.split('.')[-1] if isinstance(kind, str) else getattr(kind, '__name__', '')
+
+
 def iter_datasets(cfg):
     """(dataloader name, dataset cfg) for every dataset in the config,
     looking inside wrappers such as RepeatDataset or ConcatDataset."""

@@ -34,7 +34,7 @@ from mmengine.registry import TRANSFORMS
 
 from ..errors import BadImageError, ConfigError, DataError, DataNotFoundError, UserError
 from .annotation_checks import SplitSummary, check_splits, format_summary
-from .config import DATALOADERS, evaluators, iter_datasets
+from .config import DATALOADERS, evaluators, iter_datasets, type_name
 
 DEMO_HINT = 'To try the project without any dataset, run `make demo` (it generates synthetic data).'
 DEFAULT_OPTIONS = dict(unknown_categories='error', bad_images='stop', bad_boxes='error')
@@ -62,7 +62,7 @@ def expected_layout(dataset) -> str:
     """What ``dataset`` (a config's dict) expects under its data root, in
     words. A COCO-format dataset of the user's own names its files (the
     custom template's annotations/train.json and train/), not COCO 2017's."""
-    kind = str(dataset.get('type', '')).split('.')[-1]  # 'mmdet.CocoDataset' too
+    kind = type_name(dataset)  # 'mmdet.CocoDataset' too
     if kind == 'CocoDataset' and not re.search(r'instances_\w*2017\.json$', str(dataset.get('ann_file', ''))):
         prefix = dataset.get('data_prefix') or {}
         images = prefix.get('img') if isinstance(prefix, dict) else prefix
@@ -129,7 +129,7 @@ def check_coco_metric_files(cfg, splits=DATALOADERS) -> None:
         for evaluator in evaluators(cfg, (evaluator_name,)):
             scored = evaluator.get('ann_file')
             if (len(read) != 1 or not isinstance(scored, str) or evaluator.get('format_only')
-                    or str(evaluator.get('type', '')).split('.')[-1] != 'CocoMetric'):
+                    or type_name(evaluator) != 'CocoMetric'):
                 continue
             if osp.realpath(scored) != osp.realpath(read[0]):
                 raise ConfigError(f'{evaluator_name}.ann_file is {scored}, but {split} reads {read[0]}: the COCO '
@@ -230,24 +230,21 @@ def check_label_values_while_loading(cfg, dataloaders: dict) -> None:
     check = dict(type='CheckLabelValues', num_classes=head['num_classes'], ignore_index=head.get('ignore_index', 255))
     for _, dataset in iter_datasets(dataloaders):
         pipeline = dataset.get('pipeline') or []
+        _insert_after_label_loader(pipeline, [type_name(step) for step in pipeline], dict(check))
         for step in pipeline:  # TestTimeAug: groups of alternatives, each applied in turn
-            if isinstance(step, dict) and step.get('type', '').split('.')[-1] == 'TestTimeAug':
-                _check_after_label_loader(step['transforms'], [dict(check)], lambda group: group[0])
-        _check_after_label_loader(pipeline, dict(check), lambda step: step)
+            if type_name(step) == 'TestTimeAug':
+                groups = step['transforms']
+                _insert_after_label_loader(groups, [type_name(group[0]) if group else '' for group in groups],
+                                           [dict(check)])
 
 
-def _check_after_label_loader(steps: list, check, first) -> None:
-    """Insert ``check`` after the first of ``steps`` whose ``first(step)``
-    loads label maps, unless it is there already."""
-    def kind(step):
-        step = first(step) if step else None
-        return step.get('type', '').split('.')[-1] if isinstance(step, dict) else None
-
-    for i, step in enumerate(steps):
-        if kind(step) == 'LoadAnnotations':
-            if not (i + 1 < len(steps) and kind(steps[i + 1]) == 'CheckLabelValues'):
-                steps.insert(i + 1, check)
-            return
+def _insert_after_label_loader(steps: list, kinds: list[str], check) -> None:
+    """Put ``check`` after the step of ``steps`` whose kind is
+    LoadAnnotations, unless it is there already."""
+    if 'LoadAnnotations' in kinds:
+        after = kinds.index('LoadAnnotations') + 1
+        if kinds[after:after + 1] != ['CheckLabelValues']:
+            steps.insert(after, check)
 
 
 # --------------------------------------------------------------------------

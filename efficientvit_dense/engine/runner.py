@@ -34,7 +34,7 @@ from .checkpointing import (
     release_work_dir,
     use_atomic_local_writes,
 )
-from .config import AMP_DTYPES, DATALOADERS, config_errors, iter_datasets
+from .config import AMP_DTYPES, DATALOADERS, config_errors, iter_datasets, type_name
 from .data_checks import (
     BackgroundChecks,
     DataChecksHook,
@@ -192,7 +192,7 @@ def pictures_of_predictions(cfg: Config, request: Request) -> None:
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('This config has no visualization hook, so --show-dir cannot draw predictions.')
-    kind = hook['type'].split('.')[-1]
+    kind = type_name(hook)
     kind = next((toolbox for toolbox, ours in EVERY_IMAGE_HOOKS.items() if kind == ours), kind)
     if kind in EVERY_IMAGE_HOOKS:
         hook['type'] = EVERY_IMAGE_HOOKS[kind]

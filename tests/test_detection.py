@@ -31,6 +31,20 @@ def test_config_builds_and_runs_a_loss_and_a_predict_step(config, train_and_pred
         assert 'masks' in results[0].pred_instances
 
 
+# Mask R-CNN has no TTA: mmdet's DetTTAModel merges boxes only.
+@pytest.mark.parametrize('config', [c for c in DETECTION_CONFIGS if 'mask_rcnn' not in c] +
+                         [osp.join(REPO, 'configs', 'gpu_check', 'retinanet_efficientvit_m4_synthetic.py')],
+                         ids=osp.basename)
+def test_test_time_augmentation_includes_the_configs_own_test_size(config):
+    """--tta (ours and mmdet's) reads tta_pipeline: one of its sizes is the test pipeline's, stretched or not as
+    there (the demo once inherited COCO's three scales, none its own, and scored less than half its AP)."""
+    cfg = load_config(config)
+    test_resize = next(t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize')
+    augmentation = next(t for t in cfg.tta_pipeline if t.type == 'TestTimeAug')
+    sizes = [(t.scale, t.keep_ratio) for group in augmentation.transforms for t in group if t.type == 'Resize']
+    assert (test_resize.scale, test_resize.keep_ratio) in sizes
+
+
 def test_coco_config_follows_the_paper_recipe():
     cfg = load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'))
     optimizer = cfg.optim_wrapper.optimizer

@@ -44,6 +44,24 @@ def shape(args: argparse.Namespace) -> tuple[int, int]:
     return tuple((args.shape * 2)[:2])
 
 
+def device(text: str) -> str:
+    """argparse's ``type`` for ``--device``: cpu, cuda or cuda:N, where this machine has it."""
+    import torch
+    try:
+        chosen = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a device: cpu, cuda or cuda:N') from None
+    if chosen.type == 'cuda':
+        count = torch.cuda.device_count()
+        if not count:
+            raise argparse.ArgumentTypeError(f'{text}: no CUDA GPU is visible here; use --device cpu')
+        if (chosen.index or 0) >= count:
+            raise argparse.ArgumentTypeError(f'{text}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}')
+    elif chosen.type != 'cpu':
+        raise argparse.ArgumentTypeError(f'{text}: the tools run on cpu or cuda')
+    return text
+
+
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if hasattr(args, 'local_rank'):

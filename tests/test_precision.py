@@ -217,7 +217,7 @@ def test_a_cpu_without_native_bfloat16_is_told_before_timing(monkeypatch, tmp_pa
     assert 'none of avx512_bf16, amx_bf16' in note and 'emulated' in note
     assert precision_notes(['deploy'], 'cpu') == []
     main = runpy.run_path(os.path.join(REPO, 'tools', 'benchmark.py'))['main']
-    main(['m0', '--modes', 'deploy', 'bf16', '--shape', '64', '--batch-size', '1', '--warmup', '0', '--repeats', '1',
+    main(['m0', '--modes', 'deploy', 'bf16', '--shape', '64', '--batch-size', '1', '--warmup', '1', '--repeats', '1',
           '--work-dir', str(tmp_path)])
     printed = capsys.readouterr().out
     assert printed.index('emulated') < printed.index('images/s')  # said before the figures
@@ -301,10 +301,26 @@ def test_precision_cost_times_every_precision_as_the_test_loop_runs_it_with_auto
         return {'coco/bbox_mAP': 0.5}
 
     monkeypatch.setattr(precision_cost_module, 'test', evaluate)
-    records = precision_cost_module.precision_cost(DEMOS['detection'].config, 'trained.pth', str(tmp_path),
-                                                   ['float32', 'bfloat16'], warmup=1, repeats=2)
+    (tmp_path / 'trained.pth').write_bytes(b'weights')
+    records = precision_cost_module.precision_cost(DEMOS['detection'].config, str(tmp_path / 'trained.pth'),
+                                                   str(tmp_path), ['float32', 'bfloat16'], warmup=1, repeats=2)
     assert [r['precision'] for r in records] == ['float32', 'bfloat16'] and len(grad_enabled) == 2 * (1 + 2)
     assert not any(grad_enabled)
+
+
+def test_precision_cost_stops_at_the_first_evaluation_without_a_metric_it_knows(tmp_path, monkeypatch):
+    # An evaluator with another prefix (or VOC's metric): refused after one evaluation, not after int8's calibration
+    # and compilation and every other precision's
+    from efficientvit_dense.apps import precision_cost as precision_cost_module
+    from efficientvit_dense.errors import ConfigError
+
+    evaluated = []
+    monkeypatch.setattr(precision_cost_module, 'test', lambda cfg, checkpoint, hooks: evaluated.append(cfg) or
+                        {'acc/top1': 70.0, 'acc/top5': 95.0})
+    with pytest.raises(ConfigError, match=r'None of .* is among the metrics \(acc/top1, acc/top5\)'):
+        precision_cost_module.precision_cost(DEMOS['classification'].config, 'trained.pth', str(tmp_path),
+                                             ['float32', 'bfloat16'])
+    assert len(evaluated) == 1
 
 
 def test_int8_calibrates_on_images_spread_over_the_training_split_not_its_first_class(tmp_path, monkeypatch):

@@ -233,6 +233,85 @@ def test_a_precision_record_stands_for_its_work_dir_until_a_newer_measurement(tm
     assert '¶ m4: precision_20260102_000000.json (tools/precision_cost.py) is older than benchmark_20260103' in table
 
 
+def test_a_record_stands_for_a_work_dir_only_if_it_measured_the_weights_and_config_trained_there(tmp_path):
+    from efficientvit_dense.analysis.records import checkpoint_fields
+    from efficientvit_dense.analysis.report import collect, to_markdown
+
+    speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', modes=['deploy'],
+                 input_size=[800, 1333], batch_size=1, images_per_s=2.5, device='cpu: X', threads=2)
+    run = _fake_run(tmp_path, 'm4', {'coco/bbox_mAP': 0.327, 'step': 12}, None)
+    torch.save({'weight': torch.ones(1)}, run / 'epoch_12.pth')
+    # Another run of the recipe saved its own epoch_12.pth; its precision_cost.py went into this work dir
+    (other := tmp_path / 'seed_1' / 'epoch_12.pth').parent.mkdir()
+    torch.save({'weight': torch.zeros(1)}, other)
+    precision = [{**speed, **checkpoint_fields(str(other)), 'precision': p, 'metric': 'box AP', 'value': 99.0}
+                 for p in ('float32', 'int8')]
+    (run / 'precision_20260102_000000.json').write_text(json.dumps(precision))
+    table = to_markdown(collect([str(run)]))
+    assert '| m4 | box AP 32.70 | not measured |' in table and '99.00' not in table
+    assert (f'¶ m4: precision_20260102_000000.json (tools/precision_cost.py) evaluated {other}, whose contents are '
+            'neither the newest checkpoint here (epoch_12.pth) nor a best one') in table
+    # This run's weights under any name or folder (a copy evaluated elsewhere) are this run's
+    (copied := tmp_path / 'copy.pth').write_bytes((run / 'epoch_12.pth').read_bytes())
+    for record in precision:
+        record.update(checkpoint_fields(str(copied)))
+    (run / 'precision_20260102_000000.json').write_text(json.dumps(precision))
+    assert [row['name'] for row in collect([str(run)])] == ['m4 (float32)', 'm4 (int8)']
+    # ... evaluated with another config
+    (run / 'precision_20260102_000000.json').write_text(json.dumps([{**r, 'model': 'configs/other.py'}
+                                                                     for r in precision]))
+    assert 'evaluated configs/other.py, not the config trained there' in to_markdown(collect([str(run)]))
+    (run / 'precision_20260102_000000.json').unlink()
+    # A benchmark record of other weights is not paired with this run's accuracy; of these weights it is
+    (run / 'benchmark_20260101_000000.json').write_text(json.dumps([{**speed, **checkpoint_fields(str(other))}]))
+    table = to_markdown(collect([str(run)]))
+    assert '| m4 | box AP 32.70 | not measured § |' in table and 'its newest benchmark record timed' in table
+    (run / 'benchmark_20260101_000000.json').write_text(json.dumps([{**speed, **checkpoint_fields(str(copied))}]))
+    assert '| m4 | box AP 32.70 | 2.5 |' in to_markdown(collect([str(run)]))
+
+
+def test_the_report_marks_speeds_measured_on_other_instruction_sets_or_paths_and_plots_each_metric_apart(tmp_path):
+    from PIL import Image
+
+    from efficientvit_dense.analysis.report import collect, plot, to_markdown
+
+    speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', modes=['deploy'],
+                 input_size=[800, 1333], batch_size=1, images_per_s=2.5, device='cpu: AMD EPYC', isa=['avx2'],
+                 threads=2, versions={'torch': '2.14.1'})
+    runs = [_fake_run(tmp_path, 'avx2', {'coco/bbox_mAP': 0.327, 'step': 12}, speed),
+            _fake_run(tmp_path, 'avx512', {'coco/bbox_mAP': 0.327, 'step': 12},
+                      {**speed, 'isa': ['avx2', 'avx512f', 'avx512_bf16'], 'images_per_s': 4.0}),
+            _fake_run(tmp_path, 'forward_only', {'accuracy/top1': 70.0, 'step': 12},
+                      {**speed, 'model': 'cls.py', 'what': 'test_step, one test batch', 'images_per_s': 90.0},
+                      trained='cls.py')]
+    rows = collect([str(run) for run in runs])
+    table = to_markdown(rows)
+    assert '| avx2 | box AP 32.70 | 2.5 |' in table and '| avx512 | box AP 32.70 | 4.0 † |' in table
+    assert ('† measured with other settings than the first timed row (avx2): avx512: instruction sets; '
+            'forward_only: what was timed.') in table
+    plot(rows, str(tmp_path / 'report.png'))
+    assert Image.open(tmp_path / 'report.png').size[0] == 2 * 6 * 120  # box AP and top-1: a panel each
+
+
+def test_a_damaged_record_or_log_is_named_and_a_log_cut_off_by_a_kill_is_read_to_its_last_whole_line(tmp_path):
+    from efficientvit_dense.analysis.report import collect
+    from efficientvit_dense.errors import DataError
+
+    run = _fake_run(tmp_path, 'run', {'coco/bbox_mAP': 0.327, 'step': 12}, None)
+    log = run / '20260101_000000' / 'vis_data' / 'scalars.json'
+    log.write_text(log.read_text() + '{"loss": 0.9, "st')  # killed while logging
+    (row,) = collect([str(run)])
+    assert row['value'] == pytest.approx(32.7)
+    log.write_text('{"loss": 1.0, "st\n' + json.dumps({'coco/bbox_mAP': 0.327, 'step': 12}) + '\n')
+    with pytest.raises(DataError, match=r'scalars.json, line 1, is not a JSON record'):
+        collect([str(run)])
+    log.unlink()
+    for damaged in ('[]', '[{"model": "m4", "images_per'):
+        (run / 'benchmark_20260101_000000.json').write_text(damaged)
+        with pytest.raises(DataError, match=r'benchmark_20260101_000000.json holds no benchmark records'):
+            collect([str(run)])
+
+
 def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():
     cfg = load_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', work_dir='unused')
     assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.depth == 50
@@ -344,6 +423,7 @@ def test_the_report_tool_refuses_a_work_dir_that_matches_nothing(tmp_path):
 
 @pytest.mark.parametrize('tool, args', [
     ('benchmark.py', ['m0', '--repeats', '0']), ('benchmark.py', ['m0', '--batch-size', '-1']),
+    ('benchmark.py', ['m0', '--warmup', '0']),  # the first call packs weights or compiles: timed, not a speed
     ('compare_backbones.py', ['--repeats', '0']), ('compare_backbones.py', ['--batch-size', '0']),
     ('precision_cost.py', ['config.py', 'trained.pth', '--calibration-images', '0']),
     ('export_onnx.py', ['m0', '--out', 'm0.onnx', '--calibration-images', '0'])])
@@ -356,6 +436,38 @@ def test_counts_below_one_are_refused_by_the_parser(tool, args, capsys, monkeypa
     with pytest.raises(SystemExit) as stopped:
         main(args)
     assert stopped.value.code == 2 and 'is not at least 1' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('tool, device, why', [
+    ('benchmark.py', 'cuda', 'no CUDA GPU is visible here'), ('benchmark.py', 'gpu0', "'gpu0' is not a device"),
+    ('benchmark.py', 'meta', 'the tools run on cpu or cuda'), ('infer.py', 'cuda:1', 'no CUDA GPU is visible here')])
+def test_a_device_this_machine_lacks_is_refused_by_the_parser(tool, device, why, capsys, monkeypatch):
+    from efficientvit_dense import cli
+
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
+    monkeypatch.setattr(cli, 'run', lambda run: pytest.fail('the parser let it through'))
+    main = runpy.run_path(os.path.join(REPO, 'tools', tool))['main']
+    with pytest.raises(SystemExit) as stopped:
+        main(['m0', 'image.jpg', '--device', device] if tool == 'infer.py' else ['m0', '--device', device])
+    assert stopped.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_a_gpu_is_timed_by_waiting_for_the_device_timed_not_the_current_one(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, 'synchronize', lambda device=None: waited.append(device))
+    interleaved_times([lambda: None], warmup=0, repeats=1, device='cuda:1')
+    assert waited == [torch.device('cuda:1')] * 2  # before and after the call
+
+
+def test_a_file_where_the_records_folder_would_be_is_refused_before_timing(tmp_path, monkeypatch):
+    from efficientvit_dense.analysis import benchmark as benchmark_lib
+
+    monkeypatch.setattr(benchmark_lib, 'timed_targets', lambda *a, **k: pytest.fail('it went on to time'))
+    (tmp_path / 'results').write_text('a file of the user\'s')
+    main = runpy.run_path(os.path.join(REPO, 'tools', 'benchmark.py'))['main']
+    with pytest.raises(SystemExit, match=r'results/m0 cannot be made: .*/results is a file. Name another folder.'):
+        main(['m0', '--work-dir', str(tmp_path / 'results' / 'm0')])
+    assert (tmp_path / 'results').read_text() == "a file of the user's"
 
 
 def test_an_arch_exported_with_a_checkpoint_carries_its_weights(tmp_path, capsys):

@@ -18,8 +18,6 @@ and its peers are timed in turns (one call of each per round), so a slow
 spell of a shared machine falls on all of them; compare figures measured in
 the same run.
 """
-import os
-
 import torch
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
@@ -31,8 +29,8 @@ def main(argv=None):
     parser = cli.parser_for(__doc__)
     parser.add_argument('model', help='m0..m5, timm:NAME, torchvision:NAME or a config file')
     parser.add_argument('--against', nargs='+', default=[], help='peers timed in the same run (eager unless '
-                        '--peer-modes, or modes of its own: PEER@deploy+bf16); the table gives each ratio to the '
-                        'first model')
+                        '--peer-modes, or modes of its own: PEER@deploy+bf16); the table gives the first model\'s '
+                        'images/s over each one\'s')
     parser.add_argument('--modes', nargs='+', default=[], choices=sorted(MODE_HELP),
                         help='; '.join(f'{k}: {v}' for k, v in MODE_HELP.items()))
     parser.add_argument('--peer-modes', nargs='+', default=[], choices=sorted(MODE_HELP),
@@ -42,22 +40,22 @@ def main(argv=None):
     cli.add_cfg_options(parser, "override the first model's config (and peers of its config file)")
     cli.add_shape(parser)
     parser.add_argument('--batch-size', type=positive_int, default=16)
-    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--warmup', type=positive_int, default=3, help='untimed calls of each model first')
     parser.add_argument('--repeats', type=positive_int, default=10)
     parser.add_argument('--threads', type=positive_int, help='CPU threads (default: torch\'s choice)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', type=cli.device, default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--work-dir', default='work_dirs/benchmark', help='where the JSON goes (default: %(default)s)')
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.
     from efficientvit_dense.analysis.benchmark import benchmark_together, precision_notes, timed_targets
-    from efficientvit_dense.analysis.records import format_table, save_records
+    from efficientvit_dense.analysis.records import format_table, make_folder, save_records
 
     def run():
         if args.threads:
             torch.set_num_threads(args.threads)
         size = cli.shape(args)
         common = dict(size=size, batch_size=args.batch_size, device=args.device, work_dir=args.work_dir)
-        os.makedirs(args.work_dir, exist_ok=True)
+        make_folder(args.work_dir)  # before the timing, which can take minutes
         targets = timed_targets(args.model, args.modes, args.against, args.peer_modes, args.checkpoint,
                                 args.cfg_options, **common)
         for note in dict.fromkeys(n for t in targets for n in precision_notes(t['record']['modes'], args.device)):

@@ -30,7 +30,7 @@ def main(argv=None):
                         help='segmentors: weight of the class colours over the image')
     parser.add_argument('--topk', type=int, default=5, help='classifiers: print this many classes per image')
     parser.add_argument('--overwrite', action='store_true', help="replace an earlier run's outputs in --out-dir")
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', type=cli.device, default='cpu')
     cli.add_cfg_options(parser)
     args = cli.parse(parser, argv)
     # The library (and the OpenMMLab stack under it) loads once the arguments are checked.

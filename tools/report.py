@@ -7,11 +7,11 @@ top-1) and its newest benchmark JSON (tools/benchmark.py --work-dir DIR; the
 demos write their own). Rows timed under other settings are marked.
 """
 import glob
-import os
 import os.path as osp
 
 import efficientvit_dense  # noqa: F401  (the shims; models register at the first build)
 from efficientvit_dense import cli
+from efficientvit_dense.analysis.records import make_folder
 from efficientvit_dense.analysis.report import collect, plot, to_markdown
 from efficientvit_dense.errors import InputNotFoundError, OutputExistsError
 
@@ -36,7 +36,7 @@ def main(argv=None):
             if osp.exists(path) and not args.overwrite:
                 raise OutputExistsError(f'{path} already exists; pass --overwrite or another --out.')
         table = to_markdown(rows)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        make_folder(osp.dirname(osp.abspath(args.out)))
         with open(args.out + '.md', 'w') as f:
             f.write(table)
         plot(rows, args.out + '.png')

@@ -20,7 +20,7 @@ from ..models.deploy import CAST_PRECISIONS, cast
 from .export import export_onnx, onnx_runtime_session
 from .modes import MODES, PRECISION_MODES, precision_of, split_target
 from .quantize import export_onnx_int8, quantize_int8
-from .records import emulation_note, environment
+from .records import checkpoint_fields, emulation_note, environment
 from .timing import throughput_and_latency
 
 
@@ -259,7 +259,7 @@ def timed_target(spec: str, size: tuple[int, int], batch_size: int, modes=(), de
         sizes = dict(input_size=list(size))
     return dict(run=run, make_input=make_input,
                 record=dict(model=spec, what=what, modes=list(modes) or ['eager'], precision=precision_of(modes),
-                            **sizes, batch_size=batch_size, checkpoint=checkpoint))
+                            **sizes, batch_size=batch_size, **checkpoint_fields(checkpoint)))
 
 
 def timed_targets(model: str, modes, peers=(), peer_modes=(), checkpoint: str | None = None,

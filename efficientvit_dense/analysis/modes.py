@@ -40,12 +40,17 @@ PRECISIONS = ('float32', 'bfloat16', 'int8')  # tools/test.py --precision, tools
 CALIBRATION_IMAGES = 32  # int8: training images that calibrate the activation ranges
 
 
-def positive_int(text: str) -> int:
-    """argparse's ``type`` for a count that must be at least 1 (repeats, a batch, calibration images)."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value} is not at least 1')
+    if value < least:
+        raise argparse.ArgumentTypeError(f'{value} is not at least {least}')
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse's ``type`` for a count that must be at least 1 (repeats, a batch, calibration images, warm-up
+    calls: the first call of a model packs its weights or compiles it, which is not its speed)."""
+    return _whole_number(text, 1)

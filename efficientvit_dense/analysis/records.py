@@ -2,6 +2,7 @@
 the JSON files (never overwritten) that tools/report.py reads."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -79,6 +80,20 @@ def environment(device: torch.device | str) -> dict:
                 python=platform.python_version(), versions=versions)
 
 
+def file_digest(path: str) -> str:
+    """The first 16 hex digits of a file's SHA-256."""
+    with open(path, 'rb') as f:
+        return hashlib.file_digest(f, 'sha256').hexdigest()[:16]
+
+
+def checkpoint_fields(checkpoint: str | None) -> dict:
+    """A record's weights: the checkpoint's path as given, and its digest,
+    which tells tools/report.py whether a record measured a work dir's
+    checkpoint whatever the names (every run of a recipe saves an
+    ``epoch_12.pth``) and folders (a copied work dir) involved."""
+    return dict(checkpoint=checkpoint, checkpoint_sha256=file_digest(checkpoint) if checkpoint else None)
+
+
 def _size(dims) -> str:
     return 'x'.join(map(str, dims))
 
@@ -110,10 +125,22 @@ def format_table(records: list[dict]) -> str:
     return '\n'.join(lines)
 
 
+def make_folder(directory: str) -> str:
+    """``directory``, made where missing; one line where a file stands in its way."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = directory
+        while not os.path.isfile(blocking) and os.path.dirname(blocking) != blocking:
+            blocking = os.path.dirname(blocking)
+        raise OutputExistsError(f'{directory} cannot be made: {blocking} is a file. Name another folder.') from None
+    return directory
+
+
 def new_stem(directory: str, name: str, extensions=('.json',)) -> str:
     """``directory/name_<time>`` (with ``_1``, ``_2``... if needed) such that
     no file of that stem with any of ``extensions`` exists yet."""
-    os.makedirs(directory, exist_ok=True)
+    make_folder(directory)
     stamp = os.path.join(directory, f'{name}_{time.strftime("%Y%m%d_%H%M%S")}')
     for stem in (stamp, *(f'{stamp}_{i}' for i in range(1, 100))):
         if not any(os.path.exists(stem + ext) for ext in extensions):

@@ -12,12 +12,16 @@ import os.path as osp
 import re
 
 from ..engine.checkpointing import latest_checkpoint
+from ..errors import DataError
+from .records import file_digest
 
 # Metric keys as mmdet, mmseg and mmpretrain log them -> (label, factor to percent), in order of preference:
 # a Mask R-CNN run logs box AP and mask AP on one line, and its headline metric is mask AP.
 ACCURACY_KEYS = {'coco/segm_mAP': ('mask AP', 100.0), 'coco/bbox_mAP': ('box AP', 100.0),
                  'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
-SETTINGS = ('device', 'threads', 'input_size', 'batch_size')
+# What a speed depends on besides the model: rows that differ in one of these are marked in the table.
+SETTINGS = {'device': 'device', 'isa': 'instruction sets', 'threads': 'threads', 'versions.torch': 'torch',
+            'input_size': 'input', 'batch_size': 'batch', 'what': 'what was timed'}
 
 # The time stamp in a record's name (benchmark_20260101_120000_1.json) or a log's run folder (mmengine's).
 _STAMP = re.compile(r'(\d{8}_\d{6})(?:_(\d+))?')
@@ -48,24 +52,51 @@ def last_accuracy(work_dir: str) -> tuple[str, float] | None:
                   key=lambda path: _written(path, work_dir))
     found = None
     for path in logs:
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                for key, (label, factor) in ACCURACY_KEYS.items():
-                    if isinstance(record.get(key), (int, float)):
-                        found = (label, record[key] * factor)
-                        break
+        for record in _logged(path):
+            for key, (label, factor) in ACCURACY_KEYS.items():
+                if isinstance(record.get(key), (int, float)):
+                    found = (label, record[key] * factor)
+                    break
     return found
+
+
+def _logged(path: str) -> list[dict]:
+    """The records of mmengine's ``scalars.json`` (one JSON object a line),
+    but a last line cut off by a kill while it was written."""
+    with open(path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines) and not text.endswith('\n'):
+                break  # the run was killed while logging: that line never was a record
+            raise DataError(f'{path}, line {number}, is not a JSON record (the file is damaged); move the file '
+                            'away to report without that run\'s accuracy.') from None
+    return records
+
+
+def _records(path: str, what: str) -> list[dict]:
+    """The records a benchmark or precision JSON holds, or one line saying
+    which file is damaged."""
+    try:
+        with open(path) as f:
+            records = json.load(f)
+    except json.JSONDecodeError as err:
+        records = err
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise DataError(f'{path} holds no {what} records (cut off or damaged?); move it away, or measure again.')
+    return records
 
 
 def last_benchmark(work_dir: str) -> dict | None:
     """The first record of the newest benchmark JSON in ``work_dir``."""
     newest = _newest('benchmark*.json', work_dir)
-    if newest is None:
-        return None
-    with open(newest) as f:
-        records = json.load(f)
-    return records[0] if isinstance(records, list) else records
+    return None if newest is None else _records(newest, 'benchmark')[0]
 
 
 def precision_records(work_dir: str) -> tuple[list[dict], str | None]:
@@ -73,26 +104,64 @@ def precision_records(work_dir: str) -> tuple[list[dict], str | None]:
     (tools/precision_cost.py), one per precision, each with its accuracy
     and its speed, and that file; ``([], None)`` if there is none."""
     newest = _newest('precision_*.json', work_dir)
-    if newest is None:
-        return [], None
-    with open(newest) as f:
-        return json.load(f), newest
+    return ([], None) if newest is None else (_records(newest, 'precision'), newest)
 
 
 def _why_superseded(records: list[dict], path: str, work_dir: str) -> str | None:
     """Why a precision record no longer stands for its work dir, or None:
-    it evaluated neither the newest checkpoint nor a best one there (a
-    resumed training saved one after it), or a
-    newer benchmark (the comparison's, other --modes) is the figure asked for."""
-    checkpoint = latest_checkpoint(work_dir)
-    evaluated = {osp.basename(r.get('checkpoint') or '') for r in records}
-    best = {osp.basename(path) for path in glob.glob(osp.join(work_dir, 'best_*.pth'))}  # save_best's, kept
-    if checkpoint is not None and not evaluated & {osp.basename(checkpoint), *best}:
-        return f'evaluated {", ".join(sorted(evaluated))}, not the newest checkpoint {osp.basename(checkpoint)}'
+    it evaluated another config than the one trained there, or neither the
+    newest checkpoint nor a best one (a resumed training saved one after
+    it; another run's), or a newer benchmark (the comparison's, other
+    --modes) is the figure asked for."""
+    record = records[0]  # one evaluation of one checkpoint per precision
+    trained = _trained_configs(work_dir)
+    if trained and osp.basename(record.get('model') or '') not in trained:
+        return f'evaluated {record.get("model")}, not the config trained there'
+    other = _other_checkpoint(record, work_dir)
+    if other:
+        return f'evaluated {other}'
     benchmark = _newest('benchmark*.json', work_dir)
     if benchmark is not None and _written(benchmark, work_dir) > _written(path, work_dir):
         return f'is older than {osp.basename(benchmark)}'
     return None
+
+
+def _trained_configs(work_dir: str) -> set[str]:
+    """The config trained in ``work_dir``: mmengine writes it there under its own file name."""
+    return {osp.basename(path) for path in glob.glob(osp.join(work_dir, '*.py'))}
+
+
+def _other_checkpoint(record: dict, work_dir: str) -> str | None:
+    """The weights a record measured where they are neither the newest
+    checkpoint in ``work_dir`` nor a best one (save_best's, kept), else
+    None; None too for a folder without checkpoints (measurements only) and
+    for a record that names no weights. Compared by content where the
+    record has its digest: every run of a recipe saves an ``epoch_12.pth``."""
+    newest = latest_checkpoint(work_dir)
+    if newest is None or not record.get('checkpoint'):
+        return None
+    ours = [newest, *sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))]
+    measured = record['checkpoint']
+    if record.get('checkpoint_sha256'):
+        if record['checkpoint_sha256'] in {_digest(path) for path in ours}:
+            return None
+        return (f'{measured}, whose contents are neither the newest checkpoint here ({osp.basename(newest)}) '
+                'nor a best one')
+    if osp.basename(measured) in {osp.basename(path) for path in ours}:  # a record from before the digests
+        return None
+    return f'{osp.basename(measured)}, not the newest checkpoint {osp.basename(newest)}'
+
+
+_digests: dict = {}
+
+
+def _digest(path: str) -> str:
+    """:func:`.records.file_digest`, once per version of a file."""
+    stat = os.stat(path)
+    key = (osp.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = file_digest(path)
+    return _digests[key]
 
 
 def collect(work_dirs: list[str]) -> list[dict]:
@@ -132,7 +201,7 @@ def _why_not_paired(speed: dict, work_dir: str) -> str | None:
     the run in ``work_dir``, and what to do; None when it timed the config
     trained there (mmengine writes that config into the work dir under its
     own file name)."""
-    trained = {osp.basename(path) for path in glob.glob(osp.join(work_dir, '*.py'))}
+    trained = _trained_configs(work_dir)
     if not trained:
         return (f'no config in it says what was trained there, so its newest benchmark record ({speed["model"]}) '
                 'is not paired with its accuracy; put that config in the work dir, as mmengine does')
@@ -143,6 +212,10 @@ def _why_not_paired(speed: dict, work_dir: str) -> str | None:
         return (f'its newest benchmark record timed {speed["model"]} with random weights, whose post-processing is '
                 'not the trained model\'s (a random detector keeps almost no boxes for NMS); time it with '
                 f'tools/benchmark.py --checkpoint CKPT --work-dir {work_dir}')
+    other = _other_checkpoint(speed, work_dir)
+    if other:
+        return (f'its newest benchmark record timed {other}; time the newest with tools/benchmark.py --checkpoint '
+                f'{latest_checkpoint(work_dir)} --work-dir {work_dir}')
     return None
 
 
@@ -150,14 +223,22 @@ def _precision(speed: dict) -> str:
     return speed.get('precision', 'float32')  # records from before precisions were float32
 
 
-def _settings(speed: dict | None) -> tuple | None:
-    return None if speed is None else tuple(str(speed.get(key)) for key in SETTINGS)
+def _setting(speed: dict, key: str):
+    for part in key.split('.'):  # 'versions.torch'
+        speed = speed.get(part) if isinstance(speed, dict) else None
+    return speed
+
+
+def _other_settings(speed: dict, reference: dict) -> list[str]:
+    """The settings (:data:`SETTINGS`) ``speed`` was measured with unlike ``reference``."""
+    return [label for key, label in SETTINGS.items() if _setting(speed, key) != _setting(reference, key)]
 
 
 def to_markdown(rows: list[dict]) -> str:
     """The table; rows measured under other settings than the first timed
     row are marked, so unlike figures are not read as like."""
-    reference = next((_settings(r['speed']) for r in rows if r['speed']), None)
+    reference = next((r for r in rows if r['speed']), None)
+    unlike = {r['name']: _other_settings(r['speed'], reference['speed']) for r in rows if r['speed']}
     lines = ['| model | accuracy | images/s | batch | input | device | threads | mode | precision | timed |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
@@ -169,13 +250,14 @@ def to_markdown(rows: list[dict]) -> str:
             elsewhere = ' §' if row.get('unpaired') else ''
             lines.append(f'| {row["name"]} | {accuracy} | not measured{elsewhere} | | | | | | | |')
             continue
-        mark = ' †' if _settings(s) != reference else ''
+        mark = ' †' if unlike[row['name']] else ''
         size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
         lines.append(f'| {row["name"]} | {accuracy} | {s["images_per_s"]:.1f}{mark} | {s.get("batch_size")} | '
                      f'{size} | {s.get("device")} | {s.get("threads")} | {"+".join(s.get("modes") or [])} | '
                      f'{_precision(s)} | {s.get("what", "")} |')
-    if any(r['speed'] and _settings(r['speed']) != reference for r in rows):
-        lines.append('\n† measured with other settings (device, threads, input or batch) than the first row.')
+    if any(unlike.values()):
+        lines.append(f'\n† measured with other settings than the first timed row ({reference["name"]}): '
+                     + '; '.join(f'{name}: {", ".join(labels)}' for name, labels in unlike.items() if labels) + '.')
     for row in rows:
         if row.get('unpaired'):
             lines.append(f'\n§ {row["name"]}: {row["unpaired"]}.')
@@ -191,21 +273,27 @@ def to_markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: str) -> str:
-    """Accuracy against images/s, one labelled point per model with both."""
+    """Accuracy against images/s, one panel per metric (box AP and top-1 are
+    not one scale), one labelled point per model with both; hollow where
+    the table marks the speed as measured under other settings."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     points = [r for r in rows if r['speed'] and r['metric']]
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    for row in points:
-        ax.scatter(row['speed']['images_per_s'], row['value'])
-        ax.annotate(row['name'], (row['speed']['images_per_s'], row['value']), textcoords='offset points',
-                    xytext=(4, 4), fontsize=8)
-    metrics = sorted({r['metric'] for r in points})
-    ax.set_xlabel('images/s (see the table for device, batch and input)')
-    ax.set_ylabel(' / '.join(metrics) or 'accuracy')
-    ax.grid(alpha=0.3)
+    metrics = sorted({r['metric'] for r in points}) or ['accuracy']
+    reference = next((r['speed'] for r in rows if r['speed']), None)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), dpi=120, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for row in (r for r in points if r['metric'] == metric):
+            x, y = row['speed']['images_per_s'], row['value']
+            unlike = bool(_other_settings(row['speed'], reference))
+            ax.scatter(x, y, facecolors='none' if unlike else None, edgecolors='C0', color='C0')
+            ax.annotate(row['name'] + (' †' if unlike else ''), (x, y), textcoords='offset points', xytext=(4, 4),
+                        fontsize=8)
+        ax.set_xlabel('images/s (see the table for device, batch and input)')
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)

@@ -30,7 +30,9 @@ def interleaved_times(fns: list[Callable[[], object]], warmup: int = 3, repeats:
     slow spell of a shared machine falls on all of them alike. On CUDA the
     device is synchronised around every call so that the time covers the
     kernels, not just their launch."""
-    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
+    device = torch.device(device)
+    # The device timed, not the current one: synchronising cuda:0 while cuda:1 runs would time the launches only
+    sync = functools.partial(torch.cuda.synchronize, device) if device.type == 'cuda' else (lambda: None)
     for fn in fns:
         for _ in range(warmup):
             fn()

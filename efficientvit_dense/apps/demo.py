@@ -8,7 +8,7 @@ import os.path as osp
 import time
 from dataclasses import dataclass
 
-from ..analysis.records import environment, save_records
+from ..analysis.records import checkpoint_fields, environment, save_records
 from ..analysis.timing import predict_images_per_second
 from ..engine.checkpointing import latest_checkpoint
 from ..engine.config import load_config
@@ -70,7 +70,7 @@ def run_demo(task: str = 'detection', work_dir: str | None = None, data_root: st
     save_records([dict(model=osp.relpath(demo.config, REPO_ROOT), what=f'predict path ({demo.timed}), files '
                        'loaded beforehand', modes=['eager'], input_size=input_size,
                        batch_size=cfg.test_dataloader.batch_size, images_per_s=images_per_s,
-                       checkpoint=latest_checkpoint(work_dir), **environment(device))], work_dir)
+                       **checkpoint_fields(latest_checkpoint(work_dir)), **environment(device))], work_dir)
     per_class = {key[len('IoU.'):]: value for key, value in metrics.items() if key.startswith('IoU.')}
     return dict(task=task, metrics={name: metrics[key] for name, key in demo.metric_keys}, per_class=per_class,
                 images_per_s=images_per_s, wall_s=time.perf_counter() - start,

@@ -15,7 +15,7 @@ import torch
 
 from ..analysis.modes import CALIBRATION_IMAGES, PRECISIONS
 from ..analysis.precision import DeployHook, check_precision, float32_parts_note
-from ..analysis.records import environment, new_stem
+from ..analysis.records import checkpoint_fields, environment, new_stem
 from ..analysis.report import ACCURACY_KEYS
 from ..analysis.timing import interleaved_times
 from ..engine.config import load_config
@@ -63,6 +63,7 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
         cfg.experiment_name = f'{precision}_{time.strftime("%Y%m%d_%H%M%S")}'  # a logger of its own per run
         hook = _KeepRunner(precision, calibration_images)
         metrics = test(cfg, checkpoint, hooks=[hook])
+        headline(metrics)  # a task without a known metric stops after one evaluation, not after all of them
         evaluated[precision] = (metrics, hook.runner, hook.calibrated_on)
     evaluated = [(p, *evaluated[p]) for p in precisions]
     batch = next(iter(evaluated[0][2].test_dataloader))
@@ -73,13 +74,13 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
     with torch.no_grad():
         times = interleaved_times(calls, warmup, repeats, device)
     images = len(batch['inputs'])
-    env = environment(device)
+    env, identity = environment(device), checkpoint_fields(checkpoint)
     records = []
     for (precision, metrics, runner, calibrated_on), seconds in zip(evaluated, times):
         label, value = headline(metrics)
         records.append(dict(
             model=osp.relpath(config, REPO_ROOT) if config.startswith(REPO_ROOT) else config,
-            checkpoint=checkpoint, precision=precision, metric=label, value=float(value),
+            **identity, precision=precision, metric=label, value=float(value),
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating))},
             what='predict path (normalisation, forward, post-processing), one test batch, models timed in turns',
             modes=RUN_AS[precision],

@@ -76,6 +76,19 @@ def test_test_tool_reports_the_metrics_validation_gave_and_dumps_predictions(tra
     assert len(drawn) == TINY_SPEC.num_val
 
 
+def test_a_config_that_says_resume_is_evaluated_by_loading_the_weights(trained):
+    """A work dir's copy of the config, as earlier versions saved it, said resume = True, under which mmengine's
+    test resumed: it built the training loop and split and read a training state, which weights alone (a release,
+    a converted file) lack (a KeyError)."""
+    tmp, runner = trained
+    weights = torch.load(tmp / 'run' / 'iter_2.pth', weights_only=False)['state_dict']
+    torch.save({'state_dict': weights}, tmp / 'weights_only.pth')
+    cfg = _cfg(tmp, 'eval_resume')
+    cfg.resume = True
+    metrics = evaluate(cfg, str(tmp / 'weights_only.pth'))
+    assert metrics['coco/bbox_mAP'] == runner.message_hub.get_scalar('val/coco/bbox_mAP').current()
+
+
 def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(trained):
     """--tta: mmdet's DetTTAModel around the trained weights (the checkpoint check and the load reach inside it),
     with the demo's flips at its own size; Mask R-CNN, whose masks it cannot merge, is refused."""

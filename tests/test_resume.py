@@ -15,6 +15,7 @@ from collections import deque
 import pytest
 import torch
 from helpers import REPO
+from mmengine.config import Config
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import SyntheticSpec, generate
@@ -102,6 +103,10 @@ def test_a_killed_run_resumes_with_the_losses_of_an_uninterrupted_one(tmp_path):
     for i, loss in after_resume.items():
         assert loss == pytest.approx(reference[i], rel=1e-6, abs=1e-7), f'iteration {i}'
     assert osp.isfile(osp.join(killed, f'iter_{MAX_ITERS}.pth'))
+    # The config it saved is the recipe as written: a copy saying resume = True (and load_from this run's
+    # checkpoint) made tools/test.py resume, and a new training of the copy continue this run
+    saved = Config.fromfile(osp.join(killed, osp.basename(DEMOS['detection'].config)))
+    assert (saved.resume, saved.load_from) == (False, None)
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
@@ -233,11 +238,11 @@ def test_resuming_another_folders_checkpoint_into_a_work_dir_holding_a_run_is_re
                                                 r'\S+other/iter_6.pth there would save over its checkpoints. Pass '
                                                 r'--work-dir .* or --resume \S+iter_8.pth to continue'):
         choose_resume(cfg, Request(resume=str(other_run / 'iter_6.pth')))
-    choose_resume(cfg, Request(resume=str(run / 'iter_8.pth')))  # one of its own: an earlier point of that run
-    assert cfg.load_from == str(run / 'iter_8.pth')
+    choose_resume(cfg, request := Request(resume=str(run / 'iter_8.pth')))  # one of its own: an earlier point
+    assert request.resume_from == str(run / 'iter_8.pth')
     empty = load_config(DEMOS['detection'].config, work_dir=str(tmp_path / 'new'))
-    choose_resume(empty, Request(resume=str(other_run / 'iter_6.pth')))  # into a folder of its own
-    assert empty.load_from == str(other_run / 'iter_6.pth')
+    choose_resume(empty, request := Request(resume=str(other_run / 'iter_6.pth')))  # into a folder of its own
+    assert request.resume_from == str(other_run / 'iter_6.pth')
 
 
 def test_checkpoints_saved_to_the_hooks_out_dir_count_as_the_work_dirs_run(tmp_path):
@@ -248,8 +253,8 @@ def test_checkpoints_saved_to_the_hooks_out_dir_count_as_the_work_dirs_run(tmp_p
     with pytest.raises(OutputExistsError, match=r'holds an earlier run \(last checkpoint \S+disk/run/iter_8.pth\)'):
         choose_resume(cfg, Request())  # a new run would save over them
     choose_resume(cfg, Request(resume=str(tmp_path / 'disk' / 'run' / 'iter_8.pth')))  # its own, in the out_dir
-    choose_resume(cfg, Request(resume=True))  # found there without the work dir's marker (a fresh node, say)
-    assert cfg.load_from == str(tmp_path / 'disk' / 'run' / 'iter_8.pth')
+    choose_resume(cfg, request := Request(resume=True))  # found there without the work dir's marker (a fresh node)
+    assert request.resume_from == str(tmp_path / 'disk' / 'run' / 'iter_8.pth')
     same = load_config(DEMOS['detection'].config, {'default_hooks.checkpoint.out_dir': str(tmp_path / 'run')},
                        work_dir=str(tmp_path / 'run'))
     assert checkpoint_folder(same) == str(tmp_path / 'run')  # mmengine saves there, not to run/run
@@ -318,7 +323,6 @@ def test_the_config_a_checkpoint_holds_is_read_as_data_never_run(tmp_path):
     dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={'.cls_token': dict(decay_mult=0.0)}))),  # dict({...})
     dict(clip=float('inf'), steps=[dict(a=1), (1, -2.5)], quote='it\'s "q"', none=None, flag=True)])
 def test_the_config_text_mmengine_saves_reads_back_as_the_same_data(config):
-    from mmengine.config import Config
 
     from efficientvit_dense.engine.config import config_from_text
     assert config_from_text(Config(config).pretty_text).to_dict() == Config(config).to_dict()

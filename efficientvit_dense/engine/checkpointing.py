@@ -286,8 +286,9 @@ def choose_resume(cfg, request) -> None:
     that cannot be read) unless asked to resume; resuming, name the
     checkpoint (``request.resume``: True for the work dir's latest, or a
     path) rather than let mmengine find it, since it trusts a marker that a
-    kill can leave stale. A resume that finds checkpoints but none it can
-    read stops: starting again would save over them."""
+    kill can leave stale: ``request.resume_from``, which the runner gets
+    (engine/runner.py: build_runner). A resume that finds checkpoints but
+    none it can read stops: starting again would save over them."""
     folders = list(dict.fromkeys((cfg.work_dir, checkpoint_folder(cfg))))  # the hook's out_dir's, if it has one
     found = sorted(path for folder in folders for path in glob.glob(osp.join(folder, '*.pth')))
     # Without the marker (a fresh work dir beside an out_dir on shared storage), the out_dir's newest
@@ -310,9 +311,9 @@ def choose_resume(cfg, request) -> None:
                 f'{cfg.work_dir} holds another run (last checkpoint {earlier or found[-1]}); resuming '
                 f'{request.resume} there would save over its checkpoints. Pass --work-dir to resume it into a folder '
                 f'of its own, or --resume {earlier or found[-1]} to continue the run there.')
-        cfg.resume, cfg.load_from = True, request.resume
+        request.resume_from = request.resume
     elif request.resume and earlier:
-        cfg.resume, cfg.load_from = True, earlier
+        request.resume_from = earlier
 
 
 # What decides the weights a run trains: a resume with other values here would go on from (or, finished, only
@@ -355,8 +356,9 @@ def checked_resume(cfg, request) -> None:
     """The training step: a resume reads its checkpoint first
     (:func:`check_resume_from`, which the comparison calls before training
     any of its configs)."""
-    if cfg.get('resume') and cfg.get('load_from'):
-        check_resume_from(cfg, cfg.load_from, explicit=isinstance(getattr(request, 'resume', None), str))
+    resumed = request.resume_from or (cfg.load_from if cfg.get('resume') else None)  # --resume's, or the config's
+    if resumed:
+        check_resume_from(cfg, resumed, explicit=isinstance(request.resume, str))
 
 
 def check_resume_from(cfg, checkpoint: str, explicit: bool = False) -> None:

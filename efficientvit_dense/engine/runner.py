@@ -52,6 +52,7 @@ class Request:
     """What the command line asked for, beside the config."""
     launcher: str = 'none'
     resume: str | bool = False  # train: False, True (the work dir's latest checkpoint) or a path
+    resume_from: str | None = None  # train: the checkpoint that resume chose (choose_resume)
     amp: str | None = None  # train: mixed precision in 'float16' or 'bfloat16'
     auto_scale_lr: bool = False
     checkpoint: str | None = None  # test: the weights to evaluate
@@ -132,6 +133,9 @@ def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
     if not request.checkpoint.startswith(('http://', 'https://')) and not osp.isfile(request.checkpoint):
         raise InputNotFoundError(f'Checkpoint not found: {request.checkpoint}')
     cfg.load_from = request.checkpoint
+    # An evaluation loads the weights, never resumes: a config copied from a work dir of an earlier version said
+    # resume = True, under which mmengine builds the training loop (and split) and reads a training state
+    cfg.resume = False
 
 
 # Each toolbox's test-time augmentation model, where a config names none, with its tools/test.py's settings.
@@ -310,19 +314,25 @@ class ReadableRunner(Runner):
         return logger
 
 
-def build_runner(cfg: Config, purpose: str) -> Runner:
+def build_runner(cfg: Config, purpose: str, resume_from: str | None = None) -> Runner:
     """mmengine's Runner for the prepared ``cfg`` (:class:`ReadableRunner`); then, on the built
     runner, the checked image loader (given to the runner's dataloader
     settings, not to the config it saved in the work dir, which stays usable
-    by the toolboxes' own tools) and the check that the checkpoint it will
-    load fits the model for ``purpose`` (mmengine would only warn)."""
+    by the toolboxes' own tools), the checkpoint to resume from, and the
+    check that the checkpoint it will load fits the model for ``purpose``
+    (mmengine would only warn)."""
     with config_errors(cfg.filename or 'the config'):
         runner = ReadableRunner.from_cfg(cfg)
+    if resume_from:
+        # Given to the runner, not to the config it saved in the work dir as it was built: a copy saying
+        # resume = True made tools/test.py resume, and a training of the copy elsewhere continue this run.
+        # mmengine takes these two at construction only.
+        runner._resume, runner._load_from = True, resume_from
     dataloaders = {name: getattr(runner, f'_{name}') for name in DATALOADERS}
     check_images_while_loading(cfg, dataloaders)
     check_label_values_while_loading(cfg, dataloaders)
-    if cfg.get('load_from'):
-        check_checkpoint_fits(bare_model(runner.model), cfg.load_from, purpose)
+    if runner._load_from:
+        check_checkpoint_fits(bare_model(runner.model), runner._load_from, purpose)
     return runner
 
 
@@ -350,10 +360,11 @@ def train(cfg: Config, resume: str | bool = False, amp: str | None = None, auto_
     request = Request(launcher, resume, amp, auto_scale_lr)
     try:
         prepare(cfg, request, TRAIN_STEPS)
-        runner = build_runner(cfg, purpose='resume' if cfg.get('resume') else 'fine-tune')
+        resumed = request.resume_from or (cfg.get('resume') and cfg.get('load_from'))  # --resume's, or the config's
+        runner = build_runner(cfg, 'resume' if resumed else 'fine-tune', request.resume_from)
         if request.checks is not None:
             runner.register_hook(DataChecksHook(request.checks))
-        with safe_loading_errors(cfg.get('load_from') or 'a checkpoint'), without_mmengine_key_dump(), \
+        with safe_loading_errors(runner._load_from or 'a checkpoint'), without_mmengine_key_dump(), \
                 missing_files_named():
             try:
                 runner.train()

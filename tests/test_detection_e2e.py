@@ -8,16 +8,19 @@ import pickle
 import pytest
 import torch
 from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, ModelUnderTest
+from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
+from mmengine.registry import DefaultScope
 
 from efficientvit_dense.apps.demo import DEMOS
 from efficientvit_dense.apps.synthetic import generate
+from efficientvit_dense.engine.checkpoint_fit import check_checkpoint_fits
 from efficientvit_dense.engine.checkpointing import CrashSafeCheckpointHook
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.inference import infer
 from efficientvit_dense.engine.runner import Request, augmentation_at_test_time, train
 from efficientvit_dense.engine.runner import test as evaluate
-from efficientvit_dense.errors import UnsupportedError
+from efficientvit_dense.errors import CheckpointError, UnsupportedError
 from efficientvit_dense.models import deploy
 
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
@@ -87,6 +90,20 @@ def test_a_config_that_says_resume_is_evaluated_by_loading_the_weights(trained):
     cfg.resume = True
     metrics = evaluate(cfg, str(tmp / 'weights_only.pth'))
     assert metrics['coco/bbox_mAP'] == runner.message_hub.get_scalar('val/coco/bbox_mAP').current()
+
+
+def test_a_checkpoint_evaluated_at_other_attention_windows_is_refused_and_may_start_a_fine_tuning(trained):
+    # Its bias tables would be interpolated to the model's windows: another model's metrics, said in one INFO line
+    tmp, _ = trained
+    cfg = _cfg(tmp, 'other_windows')
+    cfg.model.backbone.window_size = 5
+    with pytest.raises(CheckpointError, match=r'trained with other attention windows than this model\'s: \d+ bias '
+                                              r'tables would be resized \(backbone\.stages\.0\.blocks\.0\.mixer\.m'
+                                              r'\.attn\.attention_biases \(7x7 -> 5x5\)'):
+        evaluate(cfg, str(tmp / 'run' / 'iter_2.pth'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    check_checkpoint_fits(model, str(tmp / 'run' / 'iter_2.pth'), 'fine-tune')
 
 
 def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(trained):

@@ -94,14 +94,16 @@ def mmengine_state_dict(ckpt: dict, source: str) -> dict:
             if hasattr(v, 'shape')}
 
 
-def as_loaded(model: nn.Module, state: dict) -> dict:
+def as_loaded(model: nn.Module, state: dict) -> tuple[dict, list[str]]:
     """``state`` under the names ``model.load_state_dict`` will give it: every
-    EfficientViT inside maps its part as its load hook does."""
-    state = dict(state)
+    EfficientViT inside maps its part as its load hook does; and the
+    attention-bias tables that hook resizes to the model's windows."""
+    state, resized = dict(state), []
     for name, module in model.named_modules():
         if isinstance(module, EfficientViT):
-            adapt_state_dict(state, f'{name}.' if name else '', module.state_dict())
-    return state
+            prefix = f'{name}.' if name else ''
+            resized += [prefix + table for table in adapt_state_dict(state, prefix, module.state_dict())['resized']]
+    return state, resized
 
 
 def part_fits(model: nn.Module, state: dict) -> tuple[list[PartFit], list[str]]:
@@ -171,7 +173,14 @@ def check_checkpoint_fits(model: nn.Module, source: str, purpose: str = 'evaluat
     if purpose not in PURPOSES:
         raise ValueError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
     fine_tuning = purpose == 'fine-tune'
-    state = as_loaded(model, mmengine_state_dict(read_checkpoint(source), source))
+    state, resized = as_loaded(model, mmengine_state_dict(read_checkpoint(source), source))
+    if resized and not fine_tuning:
+        # Fine-tuning grows ImageNet's 4x4 tables to the dense tasks' 7x7 windows; a trained model evaluated (or
+        # resumed) at other windows than its own gave other metrics, with one line of the log saying why
+        raise CheckpointError(
+            f'{source} was trained with other attention windows than this model\'s: {len(resized)} bias tables '
+            f'would be resized ({short_list(resized, 2)}). Use the config it was trained with (a copy is in its '
+            'work dir); to run it at other windows, fine-tune from it (load_from).')
     fits, unused = part_fits(model, state)
     parts = [fit.name for fit in fits]
 

@@ -31,6 +31,12 @@ def _cfg(tmp, work_dir='run'):
                        data_root=str(tmp / 'data'))
 
 
+@torch.no_grad()
+def _predictions(model, dataloader):
+    model.eval()
+    return [sample.pred_instances for batch in dataloader for sample in model.test_step(batch)]
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('det')
@@ -66,10 +72,7 @@ def test_test_tool_reports_the_metrics_validation_gave_and_dumps_predictions(tra
     # ... and, since two iterations score about zero AP anyway, the very predictions of the trained model.
     with open(tmp / 'preds.pkl', 'rb') as f:
         dumped = pickle.load(f)
-    runner.model.eval()
-    with torch.no_grad():
-        expected = [sample.pred_instances for batch in runner.val_dataloader
-                    for sample in runner.model.test_step(batch)]
+    expected = _predictions(runner.model, runner.val_dataloader)
     assert len(dumped) == len(expected) == TINY_SPEC.num_val
     for saved, live in zip(dumped, expected):
         assert len(live.scores) > 0
@@ -104,6 +107,37 @@ def test_a_checkpoint_evaluated_at_other_attention_windows_is_refused_and_may_st
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     check_checkpoint_fits(model, str(tmp / 'run' / 'iter_2.pth'), 'fine-tune')
+
+
+def test_checkpoints_at_urls_ending_in_the_same_file_name_are_two_checkpoints(trained, tmp_path, monkeypatch):
+    """torch's and mmengine's downloads are named after the URL's last part: every timm file on the Hugging Face
+    hub is a pytorch_model.bin, and the second one evaluated the first one's weights."""
+    import functools
+    import http.server
+    import threading
+
+    from efficientvit_dense.models.weights import read_checkpoint
+
+    tmp, runner = trained
+    ckpt = torch.load(tmp / 'run' / 'iter_2.pth', weights_only=False)
+    for name, scale in (('other', 0.5), ('this', 1.0)):
+        (tmp_path / name).mkdir()
+        state = {k: v * scale if v.is_floating_point() else v for k, v in ckpt['state_dict'].items()}
+        torch.save({'state_dict': state}, tmp_path / name / 'pytorch_model.bin')
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_port}/{{}}/pytorch_model.bin'
+        read_checkpoint(url.format('other'))  # downloaded first, as a hub model or an init_cfg would
+        evaluate(_cfg(tmp, 'from_url'), url.format('this'), out=str(tmp_path / 'preds.pkl'))
+    finally:
+        server.shutdown()
+    with open(tmp_path / 'preds.pkl', 'rb') as f:
+        dumped = pickle.load(f)
+    for saved, live in zip(dumped, _predictions(runner.model, runner.val_dataloader), strict=True):
+        assert torch.allclose(saved['pred_instances']['scores'], live.scores, atol=1e-5)
 
 
 def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(trained):

@@ -23,7 +23,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
 from ..errors import ConfigError, InputNotFoundError, NotWritableError, OutputExistsError, UnsupportedError, UserError
-from ..models.weights import safe_loading_errors
+from ..models.weights import downloaded, is_url, safe_loading_errors
 from .checkpoint_fit import bare_model, check_checkpoint_fits, without_mmengine_key_dump
 from .checkpointing import (
     checked_resume,
@@ -129,8 +129,8 @@ def scaled_learning_rate(cfg: Config, request: Request) -> None:
 
 
 def checkpoint_to_evaluate(cfg: Config, request: Request) -> None:
-    # A URL (the authors' release) is fetched by mmengine, as the weights checks read it.
-    if not request.checkpoint.startswith(('http://', 'https://')) and not osp.isfile(request.checkpoint):
+    # A URL (the authors' release) is downloaded once as the runner is built (build_runner), and read by the checks.
+    if not is_url(request.checkpoint) and not osp.isfile(request.checkpoint):
         raise InputNotFoundError(f'Checkpoint not found: {request.checkpoint}')
     cfg.load_from = request.checkpoint
     # An evaluation loads the weights, never resumes: a config copied from a work dir of an earlier version said
@@ -328,6 +328,8 @@ def build_runner(cfg: Config, purpose: str, resume_from: str | None = None) -> R
         # resume = True made tools/test.py resume, and a training of the copy elsewhere continue this run.
         # mmengine takes these two at construction only.
         runner._resume, runner._load_from = True, resume_from
+    if runner._load_from and is_url(runner._load_from):
+        runner._load_from = downloaded(runner._load_from)  # mmengine's copy is named after the URL's last part
     dataloaders = {name: getattr(runner, f'_{name}') for name in DATALOADERS}
     check_images_while_loading(cfg, dataloaders)
     check_label_values_while_loading(cfg, dataloaders)

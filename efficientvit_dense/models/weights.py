@@ -17,6 +17,7 @@ resized when the file's window differs from the model's.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import pickle
@@ -83,17 +84,36 @@ def safe_loading_errors(source: str):
         raise unpickling_error(source, err) from err
 
 
+def is_url(source: str) -> bool:
+    return source.startswith(('http://', 'https://'))
+
+
+def downloaded(url: str) -> str:
+    """The local copy of ``url``, downloaded once into torch hub's cache
+    under a name of the whole URL: torch's and mmengine's loaders name the
+    copy after the URL's last part alone, so a second
+    ``.../pytorch_model.bin`` (every timm file on the Hugging Face hub) got
+    the first one's weights."""
+    name = f'{hashlib.sha256(url.encode()).hexdigest()[:12]}_{os.path.basename(url.split("?")[0]) or "checkpoint"}'
+    path = os.path.join(torch.hub.get_dir(), 'checkpoints', name)
+    if not os.path.isfile(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, path, progress=False)  # through a temporary file: whole or absent
+        except OSError as err:
+            raise CheckpointError(f'{url} could not be downloaded ({_first_line(err)}); download it yourself and '
+                                  'give the file instead.') from err
+    return path
+
+
 def read_checkpoint(source: str) -> dict:
     """Load a checkpoint from a local path or an http(s) URL with
     ``weights_only=True``: tensors and plain containers only, never code."""
-    is_url = source.startswith(('http://', 'https://'))
-    if not is_url and not os.path.isfile(source):
+    path = downloaded(source) if is_url(source) else source
+    if not os.path.isfile(path):
         raise InputNotFoundError(f'Checkpoint not found: {source}')
     try:
-        if is_url:
-            ckpt = torch.hub.load_state_dict_from_url(source, map_location='cpu', weights_only=True)
-        else:
-            ckpt = torch.load(source, map_location='cpu', weights_only=True)
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise unpickling_error(source, err) from err
     except KeyError as err:  # torch's legacy reader met a byte that is no pickle opcode (a text file)

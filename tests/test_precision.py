@@ -171,6 +171,10 @@ def test_the_deploy_forms_packed_products_follow_their_weights(backbone):
     with torch.inference_mode():  # deployed there: weights without a version counter
         made_there = copy.deepcopy(backbone).switch_to_deploy()
         assert max_difference(first, made_there(x), relative=True) < 1e-5
+        # ... and another model's weights loaded into it in place: packed again (the key alone did not change)
+        other = randomize_(copy.deepcopy(backbone), seed=1).switch_to_deploy()
+        made_there.load_state_dict(other.state_dict())
+        assert max_difference(other(x), made_there(x), relative=True) < 1e-5
 
 
 def test_a_cpu_without_onednns_bfloat16_runs_the_bfloat16_deploy_form_all_the_same(backbone, monkeypatch):

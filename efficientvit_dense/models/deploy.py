@@ -55,6 +55,11 @@ def onednn_packs(dtype: torch.dtype) -> bool:
     return dtype == torch.float32 or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _forget_packed(layer: PackedWeightLayer, incompatible_keys) -> None:
+    # load_state_dict copies into the weight in place: under inference_mode the weight has no version to tell
+    layer._packed = None
+
+
 class PackedWeightLayer(nn.Module):
     """A layer of the deploy form: a plain ``layer`` (``nn.Linear`` or
     ``nn.Conv2d``), optionally with the ReLU after it or a residual add.
@@ -78,6 +83,7 @@ class PackedWeightLayer(nn.Module):
         self.layer = layer
         self.relu = relu
         self._packed = None  # (weight's storage, version, dtype) -> oneDNN's packed copy
+        self.register_load_state_dict_post_hook(_forget_packed)
 
     @property
     def relu(self) -> bool:
@@ -104,8 +110,9 @@ class PackedWeightLayer(nn.Module):
 
     def _packed_weight(self, pack) -> torch.Tensor:
         """The weight as ``pack()`` gives it, packed again only when it changed."""
-        # A change made through the parameter (a cast, load_state_dict, an in-place op) changes its storage or
-        # version; one made to .data does not, and is not seen. Tensors made under inference_mode have no version.
+        # A change made through the parameter (a cast, an in-place op) changes its storage or version; one made to
+        # .data does not, and is not seen. Tensors made under inference_mode have no version: load_state_dict,
+        # which copies into them, forgets the packed copy (_forget_packed).
         version = None if self.weight.is_inference() else self.weight._version
         key = (self.weight.data_ptr(), version, self.weight.dtype)
         if self._packed is None or self._packed[0] != key:

@@ -337,7 +337,11 @@ def test_convert_checkpoint_tool_writes_the_project_format_and_never_overwrites(
     tool = runpy.run_path(str(Path(__file__).parents[1] / 'tools' / 'convert_checkpoint.py'))
     source, converted = tmp_path / 'efficientvit_m0.pth', tmp_path / 'out' / 'm0_evd.pth'
     torch.save({'model': official_state_dict(timm_model('m0'))}, source)
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'm0_evd.pth.tmp').write_text('notes of the user\'s')  # once the converter's own temporary
     tool['main']([str(source), str(converted), '--drop-head'])
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['m0_evd.pth', 'm0_evd.pth.tmp']
+    assert (tmp_path / 'out' / 'm0_evd.pth.tmp').read_text() == "notes of the user's"
     assert 'official format, EfficientViT-M0, head dropped' in capsys.readouterr().out
     saved = torch.load(converted, weights_only=True)
     assert saved['meta']['arch'] == 'm0' and not any(k.startswith('head') for k in saved['state_dict'])

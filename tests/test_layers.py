@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'efficientvit_dense'
-LAYERS = ('errors', 'models', 'engine', 'analysis', 'apps', 'cli')  # lowest first
+LAYERS = ('errors', 'files', 'models', 'engine', 'analysis', 'apps', 'cli')  # lowest first
 
 
 def _layer(module: str) -> str:

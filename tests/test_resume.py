@@ -26,11 +26,11 @@ from efficientvit_dense.engine.checkpointing import (
     checkpoint_folder,
     choose_resume,
     latest_checkpoint,
-    write_atomically,
 )
 from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.runner import Request
 from efficientvit_dense.errors import CheckpointError, OutputExistsError
+from efficientvit_dense.files import write_atomically
 
 MAX_ITERS = 12
 DETERMINISTIC_RUN = [

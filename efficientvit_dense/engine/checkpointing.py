@@ -28,7 +28,6 @@ import logging
 import os
 import os.path as osp
 import socket
-import tempfile
 import time
 import zipfile
 
@@ -38,43 +37,12 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..errors import CheckpointError, InputNotFoundError, InUseError, NotWritableError, OutputExistsError
+from ..files import write_atomically
 from ..models.weights import read_checkpoint
 from .config import config_from_text
 
 MARKER = 'last_checkpoint'
 LOCK = '.training.lock'
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it (os.umask can only
-    set it, and a moment at 0 could let another thread create a
-    world-writable file)."""
-    try:
-        with open('/proc/self/status') as f:
-            return int(next(line.split()[1] for line in f if line.startswith('Umask:')), 8)
-    except (OSError, StopIteration, ValueError):
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return mask
-
-
-def write_atomically(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` so that readers, and a run killed half-way,
-    see either the old file or the whole new one."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.partial')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared run's weights from its group
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class AtomicLocalBackend(LocalBackend):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -29,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, InputNotFoundError, OutputExistsError
+from ..files import write_atomically
 from .arch import ARCH_SETTINGS
 
 logger = logging.getLogger(__name__)
@@ -455,8 +457,7 @@ def convert_checkpoint(source: str, destination: str, drop_head: bool = False,
             state = without_head(state)
         meta = dict(format=NATIVE_FORMAT_TAG, source=os.path.basename(source), source_format=fmt,
                     arch=infer_arch(state), kind='backbone', has_head=any(k.startswith(HEAD_PREFIXES) for k in state))
-    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
-    tmp = destination + '.tmp'
-    torch.save(dict(state_dict=state, meta=meta), tmp)
-    os.replace(tmp, destination)  # never leave a half-written file under the final name
+    saved = io.BytesIO()
+    torch.save(dict(state_dict=state, meta=meta), saved)
+    write_atomically(saved.getvalue(), destination)  # a kill leaves no half-written file, nor a temporary one
     return meta

@@ -360,7 +360,8 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
             f'{source} does not fit this model: {len(mismatched)} tensors have other shapes '
             f'({short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')
 
-    missing = sorted(set(model_state) - set(state))
+    # BatchNorm's batch counters are no weights (torch's strict load does not ask for them either)
+    missing = sorted(k for k in set(model_state) - set(state) if not k.endswith('num_batches_tracked'))
     unexpected = sorted(set(state) - set(model_state))
     lines = [f'EfficientViT weights from {source} ({fmt} format): '
              f'{len(set(state) & set(model_state))}/{len(model_state)} tensors loaded']
@@ -372,8 +373,9 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
         lines.append(f'unexpected keys ({len(unexpected)}): {short_list(unexpected)}')
     message = '\n  '.join(lines)
     if strict and missing:
-        raise CheckpointError(message + '\nThe file does not cover the whole model; '
-                              'pass strict=False to load it anyway.')
+        raise CheckpointError(message + '\nThe file does not cover the whole model: those layers would keep '
+                              'their initialisation. Give ImageNet weights of this arch (official or timm format); '
+                              'in Python, load_backbone_weights(..., strict=False) loads it anyway.')
     model.load_state_dict(state, strict=False)
     logger.log(logging.WARNING if (missing or unexpected) else logging.INFO, message)
     return dict(missing=missing, unexpected=unexpected, resized=resized, format=fmt, message=message)

@@ -14,7 +14,7 @@ from collections import deque
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC
 from mmengine.config import Config
 
 from efficientvit_dense.apps.demo import DEMOS
@@ -28,7 +28,7 @@ from efficientvit_dense.engine.checkpointing import (
     latest_checkpoint,
 )
 from efficientvit_dense.engine.config import load_config
-from efficientvit_dense.engine.runner import Request
+from efficientvit_dense.engine.runner import Request, train
 from efficientvit_dense.errors import CheckpointError, OutputExistsError
 from efficientvit_dense.files import write_atomically
 
@@ -126,6 +126,29 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
 
 def _save(path, value):
     torch.save({'state_dict': {'w': torch.tensor(value)}}, path)
+
+
+def test_a_resume_needs_no_longer_the_imagenet_file_the_run_started_from(tmp_path):
+    """mmengine initialises the model (reading init_cfg's file) before it resumes, which replaces every weight:
+    a moved or cleaned-up ImageNet file stopped the resume of a killed run."""
+    from efficientvit_dense.models import EfficientViT
+
+    generate(str(tmp_path / 'data'), TINY_SPEC)
+    torch.save({'state_dict': EfficientViT('m0').state_dict()}, tmp_path / 'imagenet_m0.pth')
+
+    def run(max_iters, **options):
+        cfg = load_config(DEMOS['detection'].config, {**DETECTION_TINY_RUN, 'train_cfg.max_iters': max_iters},
+                          work_dir=str(tmp_path / 'run'), data_root=str(tmp_path / 'data'))
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'imagenet_m0.pth'))
+        return train(cfg, **options)
+
+    run(2)
+    os.rename(tmp_path / 'imagenet_m0.pth', tmp_path / 'moved.pth')
+    runner = run(4, resume=True)
+    assert runner.iter == 4 and osp.isfile(tmp_path / 'run' / 'iter_4.pth')
+    # the config it saves is still the recipe, the ImageNet file named
+    assert Config.fromfile(tmp_path / 'run' / osp.basename(DEMOS['detection'].config)).model.backbone.init_cfg == \
+        dict(type='Pretrained', checkpoint=str(tmp_path / 'imagenet_m0.pth'))
 
 
 def test_resume_skips_a_truncated_checkpoint_and_a_stale_marker(tmp_path):

@@ -330,12 +330,27 @@ def build_runner(cfg: Config, purpose: str, resume_from: str | None = None) -> R
         runner._resume, runner._load_from = True, resume_from
     if runner._load_from and is_url(runner._load_from):
         runner._load_from = downloaded(runner._load_from)  # mmengine's copy is named after the URL's last part
+    if purpose == 'resume':
+        without_pretrained_init(runner.model)
     dataloaders = {name: getattr(runner, f'_{name}') for name in DATALOADERS}
     check_images_while_loading(cfg, dataloaders)
     check_label_values_while_loading(cfg, dataloaders)
     if runner._load_from:
         check_checkpoint_fits(bare_model(runner.model), runner._load_from, purpose)
     return runner
+
+
+def without_pretrained_init(model) -> None:
+    """Drop, from the built model (not the config saved in the work dir),
+    every ``init_cfg`` that loads a pretrained file: mmengine initialises a
+    model's weights before it resumes, so a resume read the ImageNet file
+    that the checkpoint replaces, and stopped where it had moved."""
+    for module in model.modules():
+        init_cfg = getattr(module, 'init_cfg', None)
+        pretrained = [c for c in (init_cfg if isinstance(init_cfg, list) else [init_cfg])
+                      if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        if pretrained:
+            module.init_cfg = None
 
 
 @contextlib.contextmanager

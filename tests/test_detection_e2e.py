@@ -20,7 +20,7 @@ from efficientvit_dense.engine.config import load_config
 from efficientvit_dense.engine.inference import infer
 from efficientvit_dense.engine.runner import Request, augmentation_at_test_time, train
 from efficientvit_dense.engine.runner import test as evaluate
-from efficientvit_dense.errors import CheckpointError, UnsupportedError
+from efficientvit_dense.errors import CheckpointError, ConfigError, UnsupportedError
 from efficientvit_dense.models import deploy
 
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
@@ -138,6 +138,15 @@ def test_checkpoints_at_urls_ending_in_the_same_file_name_are_two_checkpoints(tr
         dumped = pickle.load(f)
     for saved, live in zip(dumped, _predictions(runner.model, runner.val_dataloader), strict=True):
         assert torch.allclose(saved['pred_instances']['scores'], live.scores, atol=1e-5)
+
+
+def test_a_misspelt_evaluator_option_is_one_line_naming_it(trained):
+    # mmengine builds the evaluator as the test starts, after the runner: a TypeError traceback there
+    tmp, _ = trained
+    cfg = _cfg(tmp, 'misspelt')
+    cfg.test_evaluator.metirc = 'bbox'
+    with pytest.raises(ConfigError, match=r"CocoMetric has no option 'metirc'; check its spelling"):
+        evaluate(cfg, str(tmp / 'run' / 'iter_2.pth'))
 
 
 def test_tta_evaluates_the_checkpoint_inside_mmdets_test_time_augmentation(trained):

@@ -381,8 +381,9 @@ def train(cfg: Config, resume: str | bool = False, amp: str | None = None, auto_
         runner = build_runner(cfg, 'resume' if resumed else 'fine-tune', request.resume_from)
         if request.checks is not None:
             runner.register_hook(DataChecksHook(request.checks))
+        # config_errors: mmengine builds the loops, evaluators, optimiser and schedulers as the run starts
         with safe_loading_errors(runner._load_from or 'a checkpoint'), without_mmengine_key_dump(), \
-                missing_files_named():
+                missing_files_named(), config_errors(cfg.filename or 'the config'):
             try:
                 runner.train()
             except Exception:
@@ -406,5 +407,6 @@ def test(cfg: Config, checkpoint: str, out: str | None = None, show_dir: str | N
         runner = build_runner(cfg, purpose='evaluate')
     for hook in hooks:
         runner.register_hook(hook)
-    with safe_loading_errors(checkpoint), without_mmengine_key_dump(), missing_files_named():
+    with safe_loading_errors(checkpoint), without_mmengine_key_dump(), missing_files_named(), \
+            config_errors(cfg.filename or 'the config'):  # the test loop and its evaluator are built here
         return runner.test()

@@ -52,7 +52,6 @@ class Request:
     """What the command line asked for, beside the config."""
     launcher: str = 'none'
     resume: str | bool = False  # train: False, True (the work dir's latest checkpoint) or a path
-    resume_from: str | None = None  # train: the checkpoint that resume chose (choose_resume)
     amp: str | None = None  # train: mixed precision in 'float16' or 'bfloat16'
     auto_scale_lr: bool = False
     checkpoint: str | None = None  # test: the weights to evaluate
@@ -60,6 +59,7 @@ class Request:
     show_dir: str | None = None  # test: draw the predictions here
     tta: bool = False  # test: with test-time augmentation
     checks: BackgroundChecks | None = None  # train: the annotation checks, running meanwhile
+    resume_from: str | None = None  # train: the checkpoint that --resume chose (checkpointing.choose_resume)
 
 
 # --------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def train(cfg: Config, resume: str | bool = False, amp: str | None = None, auto_
     """Train with mmengine's Runner. ``resume``: False, True (the latest
     checkpoint in the work dir) or a checkpoint path; ``amp``: None, or
     'float16' / 'bfloat16' for mixed precision on a GPU."""
-    request = Request(launcher, resume, amp, auto_scale_lr)
+    request = Request(launcher=launcher, resume=resume, amp=amp, auto_scale_lr=auto_scale_lr)
     try:
         prepare(cfg, request, TRAIN_STEPS)
         resumed = request.resume_from or (cfg.get('resume') and cfg.get('load_from'))  # --resume's, or the config's

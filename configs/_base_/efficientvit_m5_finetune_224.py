@@ -11,7 +11,8 @@
 #   1.0; label smoothing 0.1), cosine decay to 1e-5 after a 5-epoch warm-up;
 # - evaluation on the whole image resized to 224x224 (bicubic), as main.py
 #   does for a fine-tuned model (data/datasets.py), not ImageNet's centre crop.
-# Left out: the EMA of the weights, which main.py keeps but never evaluates.
+# Left out: the EMA of the weights, which main.py keeps but never evaluates;
+# the ImageNet head's BatchNorm, which main.py keeps (it drops the Linear only).
 # The dataset configs (cls_efficientvit_*) set the data and num_classes.
 #
 # ImageNet weights (official release or timm, path or URL; the ImageNet head is dropped):

@@ -4,12 +4,14 @@ a user would run it (in this test's process, but for one run): exit 1, one
 line naming the file, no traceback, and nothing of the user's changed."""
 import json
 import math
+import os
+import os.path as osp
 import shutil
 
 import cv2
 import numpy as np
 import pytest
-from helpers import DETECTION_TINY_RUN, TINY_SPEC, edit_annotations, run_tool, run_tool_in_process
+from helpers import DETECTION_TINY_RUN, REPO, TINY_SPEC, edit_annotations, run_tool, run_tool_in_process
 from PIL import Image
 
 from efficientvit_dense.apps.demo import DEMOS
@@ -98,6 +100,24 @@ def test_unusable_boxes_are_refused_with_their_count_or_dropped_when_asked(data)
 
     code, _, out = _check(DETECTION, data, 'data_checks.bad_boxes=drop')
     assert code == 0 and '3 boxes that cannot be used' in out
+
+
+def test_the_coco_recipe_leaves_out_coco_2017s_zero_height_boxes_as_mmdet_does(data):
+    """instances_train2017.json holds boxes of zero height (annotation 918: cocoapi#355), which mmdet drops as
+    every published AP's training did: the COCO configs count them out instead of stopping before training."""
+    from mmdet.datasets import CocoDataset
+
+    coco_classes = CocoDataset.METAINFO['classes']
+    for split in ('train', 'val'):
+        coco = json.loads((data / 'annotations' / f'instances_{split}.json').read_text())
+        coco['categories'] = [dict(id=i + 1, name=name) for i, name in enumerate(coco_classes)]
+        if split == 'train':
+            coco['annotations'][0]['bbox'][3], coco['annotations'][0]['area'] = 0.0, 0.0  # as annotation 918
+        (data / 'annotations' / f'instances_{split}2017.json').write_text(json.dumps(coco))
+        os.rename(data / split, data / f'{split}2017')
+    (train, _) = check_inputs(load_config(osp.join(REPO, 'configs', 'retinanet_efficientvit_m4_coco.py'),
+                                          data_root=str(data)), ('train_dataloader', 'val_dataloader'))
+    assert train.dropped == {'boxes that cannot be used': 1}
 
 
 def test_a_validation_file_without_annotations_is_refused_not_scored_minus_one(data):

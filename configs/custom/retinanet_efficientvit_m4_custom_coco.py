@@ -26,3 +26,6 @@ val_dataloader = dict(dataset=dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + val_ann)
 test_evaluator = val_evaluator
+
+# A box that cannot be trained or scored is a fault of your file to fix (the COCO base drops COCO 2017's few).
+data_checks = dict(bad_boxes='error')

@@ -69,3 +69,6 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=8)
+
+# A box that cannot be trained or scored is a fault of your file to fix (the COCO base drops COCO 2017's few).
+data_checks = dict(bad_boxes='error')

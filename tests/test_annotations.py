@@ -120,6 +120,36 @@ def test_the_coco_recipe_leaves_out_coco_2017s_zero_height_boxes_as_mmdet_does(d
     assert train.dropped == {'boxes that cannot be used': 1}
 
 
+def test_boxes_written_as_corners_are_refused_naming_cocos_format(data):
+    # [x1, y1, x2, y2] instead of [x, y, w, h]: every box still overlaps its image, too large, never matched
+    def to_corners(coco):
+        for ann in coco['annotations']:
+            x, y, w, h = ann['bbox']
+            ann['bbox'] = [x, y, x + w, y + h]
+    path = edit_annotations(data, 'train', to_corners)
+    last = _refused(DETECTION, data)
+    assert f'{path}: ' in last and "boxes run past their image's right or bottom edge" in last
+    assert 'they look like [x1, y1, x2, y2]' in last
+
+
+def test_a_validation_file_without_crowd_flags_is_refused_before_training(data):
+    # pycocotools reads iscrowd: the first validation stopped with a KeyError after a whole training interval
+    path = edit_annotations(data, 'val', lambda coco: [ann.pop('iscrowd') for ann in coco['annotations']])
+    last = _refused(DETECTION, data)
+    assert f"{path}: " in last and "annotations lack 'iscrowd'" in last and '"iscrowd": 0' in last
+    edit_annotations(data, 'train', lambda coco: [ann.pop('iscrowd') for ann in coco['annotations']])
+    edit_annotations(data, 'val', lambda coco: [ann.update(iscrowd=0) for ann in coco['annotations']])
+    assert _check(DETECTION, data)[0] == 0  # training reads no crowd flags
+
+
+def test_categories_that_repeat_an_id_or_a_name_are_named_as_such(data):
+    # they were reported as a class missing from the file, or gave advice to list a class twice
+    path = edit_annotations(data, 'train', lambda coco: coco['categories'].append(dict(id=1, name='hexagon')))
+    assert f'{path}: categories repeat an id another category has (1)' in _refused(DETECTION, data)
+    edit_annotations(data, 'train', lambda coco: coco['categories'].__setitem__(-1, dict(id=99, name='circle')))
+    assert "categories repeat a name another category has (circle)" in _refused(DETECTION, data)
+
+
 def test_a_validation_file_without_annotations_is_refused_not_scored_minus_one(data):
     path = edit_annotations(data, 'val', lambda coco: coco.update(annotations=[]))
     last = _refused(DETECTION, data)
@@ -263,10 +293,33 @@ def test_palette_label_maps_are_read_as_indices_and_unreadable_or_wide_ones_refu
     with pytest.raises(DataError, match=r'000002.png: \[300\] \(over 255: mmseg reads 8 bits\)'):
         _checked(SEGMENTATION, data)
 
+    _set_label(label, 3)
+    whole = label.read_bytes()
+    label.write_bytes(whole[:len(whole) // 2])  # its header whole, its pixels cut: Pillow raises where cv2 gives None
+    with pytest.raises(DataError, match=f'label map {label} cannot be read as an image'):
+        _checked(SEGMENTATION, data)
     label.write_bytes(b'not a png')
     for label_values in (True, False):  # the map is refused before its values are read
         with pytest.raises(DataError, match=f'1 label maps cannot be read as images \\({label};'):
             _checked(SEGMENTATION, data, label_values=label_values)
+
+
+def test_an_image_above_pillows_decompression_bomb_limit_is_measured_as_mmcv_reads_it(tmp_path):
+    # aerial images: cv2 (mmcv's reader) loads them, Pillow's guard refused even their header
+    from efficientvit_dense.engine.file_facts import _read
+
+    Image.new('1', (14000, 13000)).save(tmp_path / 'aerial.png')  # 182 megapixels, one bit each
+    assert _read(str(tmp_path / 'aerial.png')).loaded_size == (14000, 13000)
+
+
+def test_a_training_class_folder_without_images_is_refused(data):
+    # mmpretrain numbers it as a class all the same, with one warning among the logs
+    star = data / 'classification' / 'train' / 'star'
+    for image in star.iterdir():
+        image.rename(image.with_suffix('.webp'))  # not among mmpretrain's extensions
+    with pytest.raises(DataError, match=r'train_dataloader: 1 class folders in .* hold no images mmpretrain reads '
+                                        r'\(star\)'):
+        _checked(CLASSIFICATION, data)
 
 
 def test_class_folders_under_a_dict_prefix_and_classes_named_in_the_config(data):

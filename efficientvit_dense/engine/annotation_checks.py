@@ -31,7 +31,7 @@ from .config import class_folder_root, class_folders, dataset_setting, iter_data
 from .file_facts import cache_dir, image_facts
 
 SHOWN = 3  # offenders named in a message
-CHECKS_VERSION = 3  # part of the key of a remembered pass: a check added or changed runs again on every file
+CHECKS_VERSION = 4  # part of the key of a remembered pass: a check added or changed runs again on every file
 
 
 @dataclass
@@ -88,6 +88,13 @@ def _check_categories(path: str, coco: dict, classes, unknown_categories: str) -
     categories: a class missing from the file, or listed in another order,
     gives every later object a wrong label without a word. Returns the ids
     of the config's categories and how many annotations fall outside them."""
+    for what, values in (('an id', [cat['id'] for cat in coco['categories']]),
+                         ('a name', [cat['name'] for cat in coco['categories']])):
+        repeated, _ = _duplicates(values)
+        if repeated:
+            raise DataError(f'{path}: categories repeat {what} another category has ({_examples(repeated)}); '
+                            'mmdet maps the config\'s classes to categories by name and labels by id. Give every '
+                            'category its own id and name.')
     names = {cat['id']: cat['name'] for cat in coco['categories']}
     absent = [name for name in classes if name not in names.values()]
     if absent:
@@ -201,6 +208,37 @@ def _bad_boxes(coco: dict, sizes: dict) -> tuple[np.ndarray, list[str]]:
     return not_finite | too_small | outside, list(reasons)
 
 
+def _check_box_format(path: str, coco: dict, sizes: dict, bad: np.ndarray) -> None:
+    """Boxes written as [x1, y1, x2, y2] (the common export mistake) still
+    overlap their image, so no box is refused, but most run past its right
+    or bottom edge: every one is trained too large and never matched by the
+    metric. COCO's own run past by a pixel at most, and very few do."""
+    anns = [ann for ann, dropped in zip(coco['annotations'], bad) if not dropped]
+    if len(anns) < 2:
+        return
+    boxes = np.array([ann['bbox'] for ann in anns], dtype=float)
+    image_size = np.array([sizes[ann['image_id']] for ann in anns], dtype=float)
+    past = (boxes[:, 0] + boxes[:, 2] > image_size[:, 0] + 1) | (boxes[:, 1] + boxes[:, 3] > image_size[:, 1] + 1)
+    if past.sum() >= 2 and past.mean() >= 0.25:
+        shown = [f'annotation {anns[i].get("id")}: bbox {anns[i]["bbox"]} in a {sizes[anns[i]["image_id"]][0]}x'
+                 f'{sizes[anns[i]["image_id"]][1]} image' for i in np.flatnonzero(past)[:SHOWN]]
+        raise DataError(f'{path}: {int(past.sum())} of {len(anns)} boxes run past their image\'s right or bottom '
+                        f'edge ({_examples(shown, int(past.sum()))}); they look like [x1, y1, x2, y2], and COCO\'s '
+                        'bbox is [x, y, width, height]: width = x2 - x1, height = y2 - y1. Fix the file; boxes drawn '
+                        'past the image, clip them to it.')
+
+
+def _check_crowd_flags(path: str, coco: dict) -> None:
+    """The COCO metric (pycocotools) reads every annotation's ``iscrowd``;
+    mmdet's training does not, so a file without it trained and then stopped
+    at the first validation with a KeyError."""
+    lacking = [ann.get('id') for ann in coco['annotations'] if 'iscrowd' not in ann]
+    if lacking:
+        raise DataError(f'{path}: {len(lacking)} annotations lack \'iscrowd\' (annotation ids {_examples(lacking)}), '
+                        'which the COCO metric reads for every annotation. Add "iscrowd": 0 to each (1 for a crowd '
+                        'region).')
+
+
 def _check_image_sizes(path: str, coco: dict, folder: str, facts: dict) -> None:
     """The width and height the file gives each image against the image as
     it will be loaded (mmcv applies EXIF rotation): boxes are placed and
@@ -278,6 +316,9 @@ def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummar
         print_log(f'{path}: leaving out {int(bad.sum())} of {len(bad)} boxes ({counted}), as '
                   "data_checks.bad_boxes='drop' asks.", logger='current', level=logging.WARNING)
         summary.dropped['boxes that cannot be used'] = int(bad.sum())
+    _check_box_format(path, coco, sizes, bad)
+    if split != 'train_dataloader':
+        _check_crowd_flags(path, coco)
     summary.instances = sum(1 for i, ann in enumerate(coco['annotations'])
                             if not bad[i] and ann.get('category_id') in wanted)
     if split != 'train_dataloader' and coco['images'] and not coco['annotations']:
@@ -423,7 +464,10 @@ def check_label_values(split: str, dataset: dict, num_classes: int, ignore_index
     backend = _label_decoder(dataset)
     bad = []
     for _, label in seg_pairs(dataset, scope):
-        values = mmcv.imread(label, flag='unchanged', backend=backend)
+        try:
+            values = mmcv.imread(label, flag='unchanged', backend=backend)
+        except (OSError, ValueError, SyntaxError):  # Pillow raises where cv2 gives None (a header whole, data cut)
+            values = None
         if values is None:
             raise DataError(f'{split}: label map {label} cannot be read as an image (truncated, or not an image). '
                             'Replace it.')
@@ -485,7 +529,15 @@ def check_class_folders(per_split: dict[str, dict], classes, training: dict | No
                             'mmpretrain numbers each split\'s folders on its own, so labels would not mean the same '
                             'class. Give every split the same class folders (an empty one for a class without '
                             'images).')
-        images = _count_images(where, per_split[split].get('extensions', FOLDER_EXTENSIONS))
+        counts = {name: _count_images(osp.join(where, name), per_split[split].get('extensions', FOLDER_EXTENSIONS))
+                  for name in names}
+        empty = [name for name, count in counts.items() if not count]
+        if empty and split == 'train_dataloader':
+            raise DataError(f'{split}: {len(empty)} class folders in {where} hold no images mmpretrain reads '
+                            f'({_examples(empty)}); it numbers them as classes all the same, which training never '
+                            'sees (a folder of other files, .webp or __MACOSX, looks the same). Put images in them, '
+                            'or remove them from every split.')
+        images = sum(counts.values())
         summaries.append(SplitSummary(split, where, images=images, instances=images, classes=len(names)))
     if classes:
         if len(classes) != len(reference):

@@ -7,6 +7,7 @@ again. The memory lives under ``$EVD_CACHE_DIR/data_checks`` (default
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -38,6 +39,15 @@ class ImageFacts:
         return self.width, self.height
 
 
+@contextlib.contextmanager
+def _without_pixel_limit():
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def cache_dir() -> str:
     root = os.environ.get('EVD_CACHE_DIR') or osp.join(
         os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache'), 'efficientvit-dense')
@@ -46,7 +56,9 @@ def cache_dir() -> str:
 
 def _read(path: str) -> ImageFacts | None:
     try:
-        with Image.open(path) as image:
+        # Reading a header decompresses nothing: Pillow's guard against decompression bombs would refuse aerial
+        # images above 179 megapixels, which cv2 (mmcv's reader) loads
+        with _without_pixel_limit(), Image.open(path) as image:
             orientation = image.getexif().get(ORIENTATION_TAG, 1) if image.format in ROTATED_FORMATS else 1
             return ImageFacts(image.width, image.height, int(orientation), image.mode)
     except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot identify or parse

@@ -63,8 +63,9 @@ def test_annotations_sharing_an_id_are_refused(data):
     assert f'{path}: 1 annotations repeat an id' in _refused(DETECTION, data)
 
 
-# MPO: the JPEG a phone writes with a second picture (depth, preview), which Pillow names apart
-@pytest.mark.parametrize('kind', ['JPEG', 'MPO'])
+# MPO: the JPEG a phone writes with a second picture (depth, preview), which Pillow names apart; PNG: with an eXIf
+# chunk (ImageMagick keeps a photo's), which cv2 and Pillow apply as well
+@pytest.mark.parametrize('kind', ['JPEG', 'MPO', 'PNG'])
 def test_a_width_height_unlike_the_file_is_named_and_exif_rotation_is_recognised(data, kind):
     photo = Image.fromarray(np.full((100, 200, 3), 127, np.uint8))  # stored 200 wide, 100 high
     exif = Image.Exif()

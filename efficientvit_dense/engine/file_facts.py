@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-CACHE_VERSION = 2  # facts read by another version are read again
-# Formats whose EXIF orientation mmcv's readers apply; MPO is a JPEG with more pictures (phones write them).
-ROTATED_FORMATS = ('JPEG', 'MPO', 'TIFF', 'WEBP')
+CACHE_VERSION = 3  # facts read by another version are read again
+# mmcv's readers (cv2 and Pillow alike) apply an EXIF orientation in any format that carries one: a PNG's eXIf
+# chunk too (ImageMagick keeps a phone photo's), which version 2 of the facts left unread.
 ORIENTATION_TAG = 0x0112  # EXIF
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # rotated by 90 or 270 degrees: width and height trade places
 
@@ -59,7 +59,7 @@ def _read(path: str) -> ImageFacts | None:
         # Reading a header decompresses nothing: Pillow's guard against decompression bombs would refuse aerial
         # images above 179 megapixels, which cv2 (mmcv's reader) loads
         with _without_pixel_limit(), Image.open(path) as image:
-            orientation = image.getexif().get(ORIENTATION_TAG, 1) if image.format in ROTATED_FORMATS else 1
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
             return ImageFacts(image.width, image.height, int(orientation), image.mode)
     except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot identify or parse
         return None

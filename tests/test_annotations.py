@@ -58,6 +58,14 @@ def test_images_sharing_an_id_are_refused_not_merged(data):
     assert path.read_bytes() == before
 
 
+def test_a_picture_listed_twice_under_two_ids_is_refused(data):
+    def listed_twice(coco):
+        coco['images'].append(dict(coco['images'][0], id=100, file_name='./' + coco['images'][0]['file_name']))
+        coco['annotations'][0]['image_id'] = 100
+    path = edit_annotations(data, 'val', listed_twice)
+    assert f"{path}: 1 images repeat the file_name of another image (000000.jpg)" in _refused(DETECTION, data)
+
+
 def test_annotations_sharing_an_id_are_refused(data):
     path = edit_annotations(data, 'val', lambda coco: coco['annotations'][1].update(id=coco['annotations'][0]['id']))
     assert f'{path}: 1 annotations repeat an id' in _refused(DETECTION, data)

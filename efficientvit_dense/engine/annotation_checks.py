@@ -172,6 +172,11 @@ def _check_ids(path: str, coco: dict) -> None:
     if repeated:
         raise DataError(f'{path}: {extra} images repeat an id another image has (ids {_examples(repeated)}); '
                         'mmdet would merge their boxes into one picture. Give every image its own id.')
+    repeated, extra = _duplicates(osp.normpath(image['file_name']) for image in coco['images'])
+    if repeated:  # two exports merged: each copy is scored against the objects listed under its id only
+        raise DataError(f'{path}: {extra} images repeat the file_name of another image ({_examples(repeated)}); '
+                        'the same picture under two ids is trained and scored against part of its objects each. '
+                        'Give each picture one image entry, with all its annotations.')
     repeated, extra = _duplicates(ann.get('id') for ann in coco['annotations'])
     if repeated:
         raise DataError(f'{path}: {extra} annotations repeat an id another annotation has (ids '

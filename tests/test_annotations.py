@@ -331,6 +331,17 @@ def test_a_training_class_folder_without_images_is_refused(data):
         _checked(CLASSIFICATION, data)
 
 
+def test_segmentation_images_are_listed_as_mmseg_lists_them(data):
+    # macOS's hidden ._x.jpg beside each picture is not an image mmseg reads: no false alarm
+    (data / 'val' / '._000000.jpg').write_bytes(b'\x00\x05\x16\x07 AppleDouble')
+    _checked(SEGMENTATION, data)
+    # images whose suffix differs from img_suffix: mmseg leaves them out of the split, which loses their mIoU
+    os.rename(data / 'val' / '000001.jpg', data / 'val' / '000001.JPG')
+    with pytest.raises(DataError, match=r"val_dataloader: 1 label maps have no image ending in '.jpg' "
+                                        r"\(.*semantic/val/000001.png\)"):
+        _checked(SEGMENTATION, data)
+
+
 def test_class_folders_under_a_dict_prefix_and_classes_named_in_the_config(data):
     folders = sorted(p.name for p in (data / 'classification' / 'train').iterdir())
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import mmcv
 import numpy as np
+from mmengine.fileio import list_dir_or_file
 from mmengine.logging import print_log
 
 from ..errors import DataError
@@ -395,13 +396,9 @@ def seg_pairs(dataset: dict, scope: str | None) -> list[tuple[str, str]]:
     labels = osp.join(root, prefix.get('seg_map_path', ''))
     img_suffix = dataset_setting(dataset, 'img_suffix', scope, '.jpg')
     seg_suffix = dataset_setting(dataset, 'seg_map_suffix', scope, '.png')
-    pairs = []
-    for folder, _, files in sorted(os.walk(images)):
-        for name in sorted(files):
-            if name.endswith(img_suffix):
-                relative = osp.relpath(osp.join(folder, name), images)
-                pairs.append((osp.join(images, relative), osp.join(labels, relative[:-len(img_suffix)] + seg_suffix)))
-    return pairs
+    # mmseg's own listing: hidden files (macOS's ._x.jpg) left out, linked folders followed, suffixes as written
+    return [(osp.join(images, relative), osp.join(labels, relative[:-len(img_suffix)] + seg_suffix))
+            for relative in sorted(list_dir_or_file(images, list_dir=False, suffix=img_suffix, recursive=True))]
 
 
 def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: str | None,
@@ -431,6 +428,13 @@ def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: 
     if missing:
         raise DataError(f'{split}: {len(missing)} images have no label map ({_examples(missing)}); each image '
                         f'needs one with the same name and the suffix {suffix!r}.')
+    listed = list_dir_or_file(source, list_dir=False, suffix=suffix, recursive=True) if osp.isdir(source) else ()
+    orphans = sorted({osp.join(source, relative) for relative in listed} - {label for _, label in pairs})
+    if orphans:  # their images have another suffix (.JPG, .jpeg): mmseg leaves them out of the split unsaid
+        img_suffix = dataset_setting(dataset, 'img_suffix', scope, '.jpg')
+        raise DataError(f'{split}: {len(orphans)} label maps have no image ending in {img_suffix!r} '
+                        f'({_examples(orphans)}); mmseg lists the images by that suffix and would leave these out '
+                        'of the split. Rename the images, or set the dataset\'s img_suffix.')
     unreadable = [label for _, label in pairs if facts[label] is None]
     if unreadable:
         raise DataError(f'{split}: {len(unreadable)} label maps cannot be read as images ({_examples(unreadable)}; '

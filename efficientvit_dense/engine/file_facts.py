@@ -54,12 +54,24 @@ def cache_dir() -> str:
     return osp.join(root, 'data_checks')
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation, from the header alone: a PNG's getexif()
+    decodes the pixels to look for an eXIf chunk after them, so a PNG's is
+    the chunk read with the header (before the pixels, where writers put it)."""
+    if image.format != 'PNG':
+        return image.getexif().get(ORIENTATION_TAG, 1)
+    exif = Image.Exif()
+    if image.info.get('exif'):
+        exif.load(image.info['exif'])
+    return exif.get(ORIENTATION_TAG, 1)
+
+
 def _read(path: str) -> ImageFacts | None:
     try:
         # Reading a header decompresses nothing: Pillow's guard against decompression bombs would refuse aerial
         # images above 179 megapixels, which cv2 (mmcv's reader) loads
         with _without_pixel_limit(), Image.open(path) as image:
-            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+            orientation = _orientation(image)
             return ImageFacts(image.width, image.height, int(orientation), image.mode)
     except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot identify or parse
         return None

@@ -312,6 +312,35 @@ def test_a_damaged_record_or_log_is_named_and_a_log_cut_off_by_a_kill_is_read_to
             collect([str(run)])
 
 
+def test_rows_of_work_dirs_with_one_name_are_marked_each_on_its_own(tmp_path):
+    from efficientvit_dense.analysis.report import collect, to_markdown
+
+    speed = dict(model='configs/retinanet_efficientvit_m4_coco.py', what='predict path', modes=['deploy'],
+                 input_size=[800, 1333], batch_size=1, images_per_s=2.5, device='cpu: X', threads=2)
+    runs = [_fake_run(tmp_path / 'seed0', 'm4', {'coco/bbox_mAP': 0.327, 'step': 12}, speed),
+            _fake_run(tmp_path / 'seed1', 'm4', {'coco/bbox_mAP': 0.327, 'step': 12}, speed),
+            _fake_run(tmp_path / 'seed2', 'm4', {'coco/bbox_mAP': 0.327, 'step': 12}, {**speed, 'threads': 4})]
+    rows = to_markdown(collect([str(run) for run in runs])).splitlines()[2:5]
+    assert [' †' in row for row in rows] == [False, False, True]
+
+
+def test_a_checkpoint_url_is_recorded_by_the_digest_of_its_download(tmp_path, monkeypatch):
+    from efficientvit_dense.analysis import records
+    from efficientvit_dense.errors import CheckpointError
+    from efficientvit_dense.models import weights
+
+    torch.save({'state_dict': {}}, tmp_path / 'downloaded.pth')
+    monkeypatch.setattr(records, 'downloaded', lambda url: str(tmp_path / 'downloaded.pth'))
+    fields = records.checkpoint_fields('https://example.org/release/pytorch_model.bin')
+    assert fields == dict(checkpoint='https://example.org/release/pytorch_model.bin',
+                          checkpoint_sha256=records.file_digest(str(tmp_path / 'downloaded.pth')))
+    # a server that answered with an error page: the cached file to delete is named
+    (tmp_path / 'page.html').write_text('<html>rate limited</html>')
+    monkeypatch.setattr(weights, 'downloaded', lambda url: str(tmp_path / 'page.html'))
+    with pytest.raises(CheckpointError, match=r'downloaded to .*page.html; delete it to download again'):
+        weights.read_checkpoint('https://example.org/release/pytorch_model.bin')
+
+
 def test_a_toolbox_config_can_be_named_as_in_base_to_compare_with():
     cfg = load_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', work_dir='unused')
     assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.depth == 50

@@ -10,6 +10,7 @@ import time
 import torch
 
 from ..errors import OutputExistsError
+from ..models.weights import downloaded, is_url
 
 # The instruction sets that decide how fast a CPU runs each precision.
 RELEVANT_ISA = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16',
@@ -82,8 +83,11 @@ def environment(device: torch.device | str) -> dict:
 
 def file_digest(path: str) -> str:
     """The first 16 hex digits of a file's SHA-256."""
+    digest = hashlib.sha256()
     with open(path, 'rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()[:16]
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def checkpoint_fields(checkpoint: str | None) -> dict:
@@ -91,7 +95,8 @@ def checkpoint_fields(checkpoint: str | None) -> dict:
     which tells tools/report.py whether a record measured a work dir's
     checkpoint whatever the names (every run of a recipe saves an
     ``epoch_12.pth``) and folders (a copied work dir) involved."""
-    return dict(checkpoint=checkpoint, checkpoint_sha256=file_digest(checkpoint) if checkpoint else None)
+    local = downloaded(checkpoint) if checkpoint and is_url(checkpoint) else checkpoint
+    return dict(checkpoint=checkpoint, checkpoint_sha256=file_digest(local) if local else None)
 
 
 def _size(dims) -> str:

@@ -238,10 +238,10 @@ def to_markdown(rows: list[dict]) -> str:
     """The table; rows measured under other settings than the first timed
     row are marked, so unlike figures are not read as like."""
     reference = next((r for r in rows if r['speed']), None)
-    unlike = {r['name']: _other_settings(r['speed'], reference['speed']) for r in rows if r['speed']}
+    unlike = [_other_settings(r['speed'], reference['speed']) if r['speed'] else [] for r in rows]
     lines = ['| model | accuracy | images/s | batch | input | device | threads | mode | precision | timed |',
              '|---|---|---|---|---|---|---|---|---|---|']
-    for row in rows:
+    for row, other_settings in zip(rows, unlike):
         accuracy = f'{row["metric"]} {row["value"]:.2f}' if row['metric'] else '—'
         if row.get('float32_accuracy_only'):
             accuracy = '— ‡'
@@ -250,14 +250,15 @@ def to_markdown(rows: list[dict]) -> str:
             elsewhere = ' §' if row.get('unpaired') else ''
             lines.append(f'| {row["name"]} | {accuracy} | not measured{elsewhere} | | | | | | | |')
             continue
-        mark = ' †' if unlike[row['name']] else ''
+        mark = ' †' if other_settings else ''
         size = 'x'.join(map(str, s.get('input_size') or [])) or '?'
         lines.append(f'| {row["name"]} | {accuracy} | {s["images_per_s"]:.1f}{mark} | {s.get("batch_size")} | '
                      f'{size} | {s.get("device")} | {s.get("threads")} | {"+".join(s.get("modes") or [])} | '
                      f'{_precision(s)} | {s.get("what", "")} |')
-    if any(unlike.values()):
+    if any(unlike):
         lines.append(f'\n† measured with other settings than the first timed row ({reference["name"]}): '
-                     + '; '.join(f'{name}: {", ".join(labels)}' for name, labels in unlike.items() if labels) + '.')
+                     + '; '.join(f'{row["name"]}: {", ".join(labels)}' for row, labels in zip(rows, unlike) if labels)
+                     + '.')
     for row in rows:
         if row.get('unpaired'):
             lines.append(f'\n§ {row["name"]}: {row["unpaired"]}.')

@@ -56,6 +56,7 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
     if 'int8' in precisions and torch.cuda.is_available():
         raise UnsupportedError("int8 runs on the CPU (oneDNN's int8 kernels), and mmengine puts the model on the "
                                'GPU: run with CUDA_VISIBLE_DEVICES= (empty), or leave int8 out of --precisions.')
+    identity = checkpoint_fields(checkpoint)  # before the evaluations: a file that cannot be read stops them
     evaluated = {}
     # int8 first: it is the one that can refuse the data (its parts are built for one input size).
     for precision in sorted(precisions, key=lambda p: p != 'int8'):
@@ -74,7 +75,7 @@ def precision_cost(config: str, checkpoint: str, work_dir: str, precisions=PRECI
     with torch.no_grad():
         times = interleaved_times(calls, warmup, repeats, device)
     images = len(batch['inputs'])
-    env, identity = environment(device), checkpoint_fields(checkpoint)
+    env = environment(device)
     records = []
     for (precision, metrics, runner, calibrated_on), seconds in zip(evaluated, times):
         label, value = headline(metrics)

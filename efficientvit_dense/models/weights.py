@@ -114,14 +114,16 @@ def read_checkpoint(source: str) -> dict:
     path = downloaded(source) if is_url(source) else source
     if not os.path.isfile(path):
         raise InputNotFoundError(f'Checkpoint not found: {source}')
+    # a download that saved an error page stays in the cache: the messages name it, to delete
+    named = source if path == source else f'{source} (downloaded to {path}; delete it to download again)'
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        raise unpickling_error(source, err) from err
+        raise unpickling_error(named, err) from err
     except KeyError as err:  # torch's legacy reader met a byte that is no pickle opcode (a text file)
-        raise not_a_checkpoint(source) from err
+        raise not_a_checkpoint(named) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f'{source} is not a readable PyTorch checkpoint ({_first_line(err)}).') from err
+        raise CheckpointError(f'{named} is not a readable PyTorch checkpoint ({_first_line(err)}).') from err
     if not isinstance(ckpt, Mapping):
         raise CheckpointError(f'{source} holds a {type(ckpt).__name__}, not a dict of weights.')
     return dict(ckpt)

@@ -140,12 +140,20 @@ def test_boxes_written_as_corners_are_refused_naming_cocos_format(data):
     assert f'{path}: ' in last and "boxes run past their image's right or bottom edge" in last
     assert 'they look like [x1, y1, x2, y2]' in last
 
+    def drawn_past_the_edge(coco):  # amodal boxes, uncut aerial tiles: [x, y, w, h] past the image on purpose
+        for ann in coco['annotations']:
+            ann['bbox'] = [150.0, 150.0, 100.0, 100.0]
+    edit_annotations(data, 'train', drawn_past_the_edge)
+    assert _check(DETECTION, data)[0] == 0
+
 
 def test_a_validation_file_without_crowd_flags_is_refused_before_training(data):
     # pycocotools reads iscrowd: the first validation stopped with a KeyError after a whole training interval
     path = edit_annotations(data, 'val', lambda coco: [ann.pop('iscrowd') for ann in coco['annotations']])
     last = _refused(DETECTION, data)
     assert f"{path}: " in last and "annotations lack 'iscrowd'" in last and '"iscrowd": 0' in last
+    # only the COCO metric reads them: formatting results for a server does not
+    assert _check(DETECTION, data, 'val_evaluator.format_only=True', 'test_evaluator.format_only=True')[0] == 0
     edit_annotations(data, 'train', lambda coco: [ann.pop('iscrowd') for ann in coco['annotations']])
     edit_annotations(data, 'val', lambda coco: [ann.update(iscrowd=0) for ann in coco['annotations']])
     assert _check(DETECTION, data)[0] == 0  # training reads no crowd flags
@@ -329,6 +337,14 @@ def test_a_training_class_folder_without_images_is_refused(data):
     with pytest.raises(DataError, match=r'train_dataloader: 1 class folders in .* hold no images mmpretrain reads '
                                         r'\(star\)'):
         _checked(CLASSIFICATION, data)
+    # images in a linked folder are read by mmpretrain, and counted
+    elsewhere = data / 'elsewhere'
+    shutil.move(str(star), str(elsewhere))
+    star.mkdir()
+    os.symlink(elsewhere, star / 'linked')
+    for image in elsewhere.iterdir():
+        image.rename(image.with_suffix('.png'))
+    _checked(CLASSIFICATION, data)
 
 
 def test_segmentation_images_are_listed_as_mmseg_lists_them(data):
@@ -336,10 +352,19 @@ def test_segmentation_images_are_listed_as_mmseg_lists_them(data):
     (data / 'val' / '._000000.jpg').write_bytes(b'\x00\x05\x16\x07 AppleDouble')
     _checked(SEGMENTATION, data)
     # images whose suffix differs from img_suffix: mmseg leaves them out of the split, which loses their mIoU
+    (data / 'semantic' / 'val' / '000999.png').write_bytes((data / 'semantic' / 'val' / '000000.png').read_bytes())
+    _checked(SEGMENTATION, data)  # a map whose image was deleted (or of another split): mmseg never reads it
     os.rename(data / 'val' / '000001.jpg', data / 'val' / '000001.JPG')
-    with pytest.raises(DataError, match=r"val_dataloader: 1 label maps have no image ending in '.jpg' "
-                                        r"\(.*semantic/val/000001.png\)"):
+    with pytest.raises(DataError, match=r"val_dataloader: 1 images with a label map do not end in '.jpg' "
+                                        r"\(.*/val/000001.JPG\)"):
         _checked(SEGMENTATION, data)
+    os.rename(data / 'val' / '000001.JPG', data / 'val' / '000001.jpg')
+    # a label map is loaded as stored ('unchanged'): an EXIF orientation it carries does not turn it
+    Image.new('RGB', (100, 200)).save(data / 'val' / '000000.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new('L', (100, 200)).save(data / 'semantic' / 'val' / '000000.png', exif=exif)
+    _checked(SEGMENTATION, data)
 
 
 def test_class_folders_under_a_dict_prefix_and_classes_named_in_the_config(data):

@@ -28,7 +28,7 @@ from mmengine.fileio import list_dir_or_file
 from mmengine.logging import print_log
 
 from ..errors import DataError
-from .config import class_folder_root, class_folders, dataset_setting, iter_datasets, type_name
+from .config import class_folder_root, class_folders, dataset_setting, evaluators, iter_datasets, type_name
 from .file_facts import cache_dir, image_facts
 
 SHOWN = 3  # offenders named in a message
@@ -225,7 +225,10 @@ def _check_box_format(path: str, coco: dict, sizes: dict, bad: np.ndarray) -> No
     boxes = np.array([ann['bbox'] for ann in anns], dtype=float)
     image_size = np.array([sizes[ann['image_id']] for ann in anns], dtype=float)
     past = (boxes[:, 0] + boxes[:, 2] > image_size[:, 0] + 1) | (boxes[:, 1] + boxes[:, 3] > image_size[:, 1] + 1)
-    if past.sum() >= 2 and past.mean() >= 0.25:
+    # Corners always have x2 >= x1 and y2 >= y1; widths and heights, about half the time: boxes drawn past the
+    # image on purpose (amodal boxes, uncut aerial tiles) are told apart by that
+    corners = ((boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])).mean() >= 0.95
+    if corners and past.sum() >= 2 and past.mean() >= 0.25:
         shown = [f'annotation {anns[i].get("id")}: bbox {anns[i]["bbox"]} in a {sizes[anns[i]["image_id"]][0]}x'
                  f'{sizes[anns[i]["image_id"]][1]} image' for i in np.flatnonzero(past)[:SHOWN]]
         raise DataError(f'{path}: {int(past.sum())} of {len(anns)} boxes run past their image\'s right or bottom '
@@ -284,14 +287,15 @@ def _check_image_files(split: str, path: str, folder: str, coco: dict, facts: di
     raise DataError(f'{split}: {path} names {what}. Put them under {folder}, remove them from the file, {hint}.')
 
 
-def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummary:
+def check_coco(split: str, dataset: dict, classes, options: dict, scored_by_coco_metric: bool = False
+               ) -> SplitSummary:
     """Every check on one COCO annotation file of ``split``. A file that
     passed before, with the same options, classes and image files (by size
     and modification time), is not read again (:func:`passed_before`)."""
     path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
     folder = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img', ''))
     context = [CHECKS_VERSION, osp.abspath(path), osp.abspath(folder), list(classes), sorted(options.items()),
-               split == 'train_dataloader']
+               split == 'train_dataloader', scored_by_coco_metric]
     earlier = passed_before(path, context)
     if earlier is not None:
         return SplitSummary(**{**earlier, 'split': split})
@@ -323,7 +327,7 @@ def check_coco(split: str, dataset: dict, classes, options: dict) -> SplitSummar
                   "data_checks.bad_boxes='drop' asks.", logger='current', level=logging.WARNING)
         summary.dropped['boxes that cannot be used'] = int(bad.sum())
     _check_box_format(path, coco, sizes, bad)
-    if split != 'train_dataloader':
+    if scored_by_coco_metric:
         _check_crowd_flags(path, coco)
     summary.instances = sum(1 for i, ann in enumerate(coco['annotations'])
                             if not bad[i] and ann.get('category_id') in wanted)
@@ -428,13 +432,19 @@ def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: 
     if missing:
         raise DataError(f'{split}: {len(missing)} images have no label map ({_examples(missing)}); each image '
                         f'needs one with the same name and the suffix {suffix!r}.')
-    listed = list_dir_or_file(source, list_dir=False, suffix=suffix, recursive=True) if osp.isdir(source) else ()
-    orphans = sorted({osp.join(source, relative) for relative in listed} - {label for _, label in pairs})
-    if orphans:  # their images have another suffix (.JPG, .jpeg): mmseg leaves them out of the split unsaid
-        img_suffix = dataset_setting(dataset, 'img_suffix', scope, '.jpg')
-        raise DataError(f'{split}: {len(orphans)} label maps have no image ending in {img_suffix!r} '
-                        f'({_examples(orphans)}); mmseg lists the images by that suffix and would leave these out '
-                        'of the split. Rename the images, or set the dataset\'s img_suffix.')
+    images = osp.join(dataset.get('data_root') or '', (dataset.get('data_prefix') or {}).get('img_path', ''))
+    img_suffix = dataset_setting(dataset, 'img_suffix', scope, '.jpg')
+    # Images of this split under another suffix (.JPG, .jpeg) that have a label map: mmseg lists the images by
+    # the suffix and leaves them out of the split unsaid (label maps of other splits or images may be there)
+    labels = set(list_dir_or_file(source, list_dir=False, suffix=suffix, recursive=True) if osp.isdir(source) else ())
+    unpaired = {relative[:-len(suffix)] for relative in labels - {osp.relpath(label, source) for _, label in pairs}}
+    by_stem = {osp.splitext(relative)[0]: relative for relative in
+               (list_dir_or_file(images, list_dir=False, recursive=True) if unpaired else ())}
+    other_suffix = sorted(osp.join(images, by_stem[stem]) for stem in unpaired if stem in by_stem)
+    if other_suffix:
+        raise DataError(f'{split}: {len(other_suffix)} images with a label map do not end in {img_suffix!r} '
+                        f'({_examples(other_suffix)}); mmseg lists the images by that suffix and would '
+                        'leave these out of the split. Rename them, or set the dataset\'s img_suffix.')
     unreadable = [label for _, label in pairs if facts[label] is None]
     if unreadable:
         raise DataError(f'{split}: {len(unreadable)} label maps cannot be read as images ({_examples(unreadable)}; '
@@ -444,9 +454,10 @@ def check_label_maps(split: str, dataset: dict, num_classes: int | None, scope: 
         raise DataError(f'{split}: {len(colour)} label maps have colour channels ({_examples(colour)}, mode '
                         f'{facts[colour[0]].mode}); a label map holds one class index per pixel. Convert colours to '
                         'indices (mmseg\'s dataset converters do it for the public datasets).')
-    wrong = [f'{label}: {facts[label].loaded_size[0]}x{facts[label].loaded_size[1]}, image '
+    # mmseg loads a label map as stored ('unchanged': no EXIF rotation) and its image rotated
+    wrong = [f'{label}: {facts[label].width}x{facts[label].height}, image '
              f'{facts[image].loaded_size[0]}x{facts[image].loaded_size[1]}' for image, label in pairs
-             if facts.get(image) and facts[image].loaded_size != facts[label].loaded_size]
+             if facts.get(image) and facts[image].loaded_size != (facts[label].width, facts[label].height)]
     if wrong:
         raise DataError(f'{split}: {len(wrong)} label maps differ in size from their image ({_examples(wrong)}). '
                         'A label map must cover its image pixel for pixel.')
@@ -525,7 +536,7 @@ def check_class_folders(per_split: dict[str, dict], classes, training: dict | No
             raise DataError(f'{reference_split}: {roots[reference_split]} holds {len(reference)} class folders but '
                             f'the model has {num_classes} classes; mmpretrain numbers the folders it finds, so labels '
                             'would not mean the classes the model learnt. Give the split a folder for every class '
-                            '(an empty one for a class without images).')
+                            '(an empty one for a class without images, outside training).')
     summaries = []
     for split, names in folders.items():
         where = roots[split]
@@ -537,7 +548,7 @@ def check_class_folders(per_split: dict[str, dict], classes, training: dict | No
             raise DataError(f'{split}: the class folders in {where} are not those of {reference_split} ({told}); '
                             'mmpretrain numbers each split\'s folders on its own, so labels would not mean the same '
                             'class. Give every split the same class folders (an empty one for a class without '
-                            'images).')
+                            'images, outside training).')
         counts = {name: _count_images(osp.join(where, name), per_split[split].get('extensions', FOLDER_EXTENSIONS))
                   for name in names}
         empty = [name for name, count in counts.items() if not count]
@@ -561,7 +572,10 @@ def check_class_folders(per_split: dict[str, dict], classes, training: dict | No
 
 
 def _count_images(folder: str, extensions) -> int:
-    return sum(name.lower().endswith(tuple(extensions)) for _, _, files in os.walk(folder) for name in files)
+    """The images mmpretrain's CustomDataset finds in ``folder``: its listing (hidden files left out, linked
+    folders followed), by extension, whatever its case."""
+    return sum(name.lower().endswith(tuple(extensions))
+               for name in list_dir_or_file(folder, list_dir=False, recursive=True))
 
 
 # --------------------------------------------------------------------------
@@ -593,7 +607,9 @@ def check_splits(cfg, splits, options: dict, label_values: bool = False) -> list
             if classes is None:
                 from mmdet.datasets import CocoDataset
                 classes = CocoDataset.METAINFO['classes']
-            summaries.append(check_coco(split, dataset, classes, options))
+            scored = any(type_name(e) == 'CocoMetric' and not e.get('format_only')  # it reads every iscrowd
+                         for e in evaluators(cfg, (split.replace('dataloader', 'evaluator'),)))
+            summaries.append(check_coco(split, dataset, classes, options, scored_by_coco_metric=scored))
         elif isinstance(prefix, dict) and 'seg_map_path' in prefix and not dataset.get('ann_file'):
             key = (repr(sorted(prefix.items())), dataset.get('data_root'), split == 'train_dataloader')
             if key in seen:

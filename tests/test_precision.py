@@ -316,14 +316,18 @@ def test_precision_cost_stops_at_the_first_evaluation_without_a_metric_it_knows(
     # An evaluator with another prefix (or VOC's metric): refused after one evaluation, not after int8's calibration
     # and compilation and every other precision's
     from efficientvit_dense.apps import precision_cost as precision_cost_module
-    from efficientvit_dense.errors import ConfigError
+    from efficientvit_dense.errors import ConfigError, InputNotFoundError
 
     evaluated = []
     monkeypatch.setattr(precision_cost_module, 'test', lambda cfg, checkpoint, hooks: evaluated.append(cfg) or
                         {'acc/top1': 70.0, 'acc/top5': 95.0})
+    with pytest.raises(InputNotFoundError, match='Checkpoint not found: trained.pth'):  # before any evaluation
+        precision_cost_module.precision_cost(DEMOS['classification'].config, 'trained.pth', str(tmp_path))
+    assert evaluated == []
+    (tmp_path / 'trained.pth').write_bytes(b'weights')
     with pytest.raises(ConfigError, match=r'None of .* is among the metrics \(acc/top1, acc/top5\)'):
-        precision_cost_module.precision_cost(DEMOS['classification'].config, 'trained.pth', str(tmp_path),
-                                             ['float32', 'bfloat16'])
+        precision_cost_module.precision_cost(DEMOS['classification'].config, str(tmp_path / 'trained.pth'),
+                                             str(tmp_path), ['float32', 'bfloat16'])
     assert len(evaluated) == 1
 
 

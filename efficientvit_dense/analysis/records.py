@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from ..errors import OutputExistsError
+from ..errors import InputNotFoundError, OutputExistsError
 from ..models.weights import downloaded, is_url
 
 # The instruction sets that decide how fast a CPU runs each precision.
@@ -96,6 +96,8 @@ def checkpoint_fields(checkpoint: str | None) -> dict:
     checkpoint whatever the names (every run of a recipe saves an
     ``epoch_12.pth``) and folders (a copied work dir) involved."""
     local = downloaded(checkpoint) if checkpoint and is_url(checkpoint) else checkpoint
+    if local and not os.path.isfile(local):
+        raise InputNotFoundError(f'Checkpoint not found: {checkpoint}')
     return dict(checkpoint=checkpoint, checkpoint_sha256=file_digest(local) if local else None)
 
 

@@ -70,11 +70,20 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 
 def run(fn: Callable[[], object]) -> None:
-    """Call ``fn``; a user error ends the program with its message only."""
+    """Call ``fn``; a user error ends the program with its message only. A
+    distributed run that finished takes its process group down before the
+    interpreter does: Gloo's threads, left to the interpreter's teardown,
+    could abort a rank with "terminate called without an active exception"
+    after all the work was done (pytorch/pytorch#190489; not after an error,
+    where the other ranks may still wait in a collective)."""
     try:
         fn()
     except UserError as err:
         sys.exit(f'error: {user_message(err)}')
+    if 'torch.distributed' in sys.modules:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def user_message(err: Exception) -> str:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
 
 from efficientvit_dense.apps.demo import DEMOS
@@ -61,3 +62,23 @@ def test_every_launcher_tells_each_process_its_rank_before_the_process_group_exi
     for variable in ('OMPI_COMM_WORLD_RANK', 'SLURM_PROCID', 'RANK'):  # mpirun, srun, torchrun (which sets RANK)
         monkeypatch.setenv(variable, '3')
         assert launch_rank() == 3, variable
+
+
+def test_a_distributed_tool_that_finished_takes_its_process_group_down(monkeypatch):
+    # Gloo's threads left to the interpreter's teardown aborted a rank after all its work (pytorch/pytorch#190489)
+    import torch.distributed as dist
+
+    from efficientvit_dense import cli
+    from efficientvit_dense.errors import UserError
+
+    destroyed = []
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'destroy_process_group', lambda: destroyed.append(True))
+    cli.run(lambda: None)
+    assert destroyed == [True]
+
+    def refused():
+        raise UserError('a refusal')
+    with pytest.raises(SystemExit, match='a refusal'):
+        cli.run(refused)
+    assert destroyed == [True]  # not after an error: other ranks may still wait in a collective

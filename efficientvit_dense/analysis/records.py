@@ -81,13 +81,21 @@ def environment(device: torch.device | str) -> dict:
                 python=platform.python_version(), versions=versions)
 
 
+_digests: dict = {}
+
+
 def file_digest(path: str) -> str:
-    """The first 16 hex digits of a file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    """The first 16 hex digits of a file's SHA-256, read once per version of
+    the file (the peers of one checkpoint, the report's work dirs)."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        _digests[key] = digest.hexdigest()[:16]
+    return _digests[key]
 
 
 def checkpoint_fields(checkpoint: str | None) -> dict:

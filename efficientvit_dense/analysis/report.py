@@ -143,25 +143,13 @@ def _other_checkpoint(record: dict, work_dir: str) -> str | None:
     ours = [newest, *sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))]
     measured = record['checkpoint']
     if record.get('checkpoint_sha256'):
-        if record['checkpoint_sha256'] in {_digest(path) for path in ours}:
+        if record['checkpoint_sha256'] in {file_digest(path) for path in ours}:
             return None
         return (f'{measured}, whose contents are neither the newest checkpoint here ({osp.basename(newest)}) '
                 'nor a best one')
     if osp.basename(measured) in {osp.basename(path) for path in ours}:  # a record from before the digests
         return None
     return f'{osp.basename(measured)}, not the newest checkpoint {osp.basename(newest)}'
-
-
-_digests: dict = {}
-
-
-def _digest(path: str) -> str:
-    """:func:`.records.file_digest`, once per version of a file."""
-    stat = os.stat(path)
-    key = (osp.realpath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        _digests[key] = file_digest(path)
-    return _digests[key]
 
 
 def collect(work_dirs: list[str]) -> list[dict]:

@@ -24,7 +24,7 @@ from mmengine.runner import load_checkpoint
 
 from ..errors import CheckpointError
 from ..models.backbones.efficientvit import EfficientViT
-from ..models.weights import adapt_state_dict, read_checkpoint, safe_loading_errors, short_list
+from ..models.weights import adapt_state_dict, is_batch_counter, read_checkpoint, safe_loading_errors, short_list
 
 # What the run does with the weights: 'evaluate' (test, infer, export,
 # benchmark) and 'resume' need every tensor; 'fine-tune' (load_from) may bring
@@ -110,7 +110,7 @@ def part_fits(model: nn.Module, state: dict) -> tuple[list[PartFit], list[str]]:
     """Per part of ``model``, its tensors missing from ``state`` (BatchNorm's
     batch counters aside) and those of another shape; and the tensors of
     ``state`` the model does not have."""
-    model_state = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
+    model_state = {k: v for k, v in model.state_dict().items() if not is_batch_counter(k)}
     parts = model_parts(model)
     fits: dict[str, PartFit] = {}
     for key, value in model_state.items():
@@ -120,7 +120,7 @@ def part_fits(model: nn.Module, state: dict) -> tuple[list[PartFit], list[str]]:
             fit.missing.append(key)
         elif state[key].shape != value.shape:
             fit.mismatched.append((key, tuple(state[key].shape), tuple(value.shape)))
-    unused = [k for k in state if k not in model_state and not k.endswith('num_batches_tracked')]
+    unused = [k for k in state if k not in model_state and not is_batch_counter(k)]
     return list(fits.values()), unused
 
 

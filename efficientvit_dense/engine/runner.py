@@ -347,9 +347,8 @@ def without_pretrained_init(model) -> None:
     that the checkpoint replaces, and stopped where it had moved."""
     for module in model.modules():
         init_cfg = getattr(module, 'init_cfg', None)
-        pretrained = [c for c in (init_cfg if isinstance(init_cfg, list) else [init_cfg])
-                      if isinstance(c, dict) and c.get('type') == 'Pretrained']
-        if pretrained:
+        if any(isinstance(c, dict) and c.get('type') == 'Pretrained'
+               for c in (init_cfg if isinstance(init_cfg, list) else [init_cfg])):
             module.init_cfg = None
 
 

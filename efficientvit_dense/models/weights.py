@@ -329,6 +329,11 @@ def adapt_state_dict(state: dict[str, torch.Tensor], prefix: str, model_state: M
     return dict(format=fmt, resized=resized)
 
 
+def is_batch_counter(key: str) -> bool:
+    """BatchNorm's batch counter: no weight (torch's strict load does not ask for it either)."""
+    return key.endswith('num_batches_tracked')
+
+
 def short_list(keys: list[str], limit: int = 8) -> str:
     """The first ``limit`` items, and how many more there are."""
     shown = ', '.join(keys[:limit])
@@ -362,8 +367,7 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
             f'{source} does not fit this model: {len(mismatched)} tensors have other shapes '
             f'({short_list(mismatched, 3)}).{hint} Use the arch the weights were trained with.')
 
-    # BatchNorm's batch counters are no weights (torch's strict load does not ask for them either)
-    missing = sorted(k for k in set(model_state) - set(state) if not k.endswith('num_batches_tracked'))
+    missing = sorted(k for k in set(model_state) - set(state) if not is_batch_counter(k))
     unexpected = sorted(set(state) - set(model_state))
     lines = [f'EfficientViT weights from {source} ({fmt} format): '
              f'{len(set(state) & set(model_state))}/{len(model_state)} tensors loaded']

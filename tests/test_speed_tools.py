@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import os
+import re
 import runpy
 
 import pytest
@@ -101,6 +102,23 @@ def test_models_compared_in_one_run_are_timed_in_turns():
     times = interleaved_times([lambda: calls.append('a'), lambda: calls.append('b')], warmup=1, repeats=3)
     assert calls == ['a', 'b'] + ['a', 'b'] * 3  # warm-ups, then one call of each per round
     assert [len(t) for t in times] == [3, 3]
+
+
+@torch.no_grad()
+def test_the_compile_mode_freezes_the_weights_into_onednns_packed_kernels():
+    # Given as torch.compile's options, freezing silently did nothing (pytorch/pytorch#139272): the products ran
+    # as aten::addmm and the convolutions unpacked, at the speed of an unfrozen graph.
+    from torch._inductor.utils import run_and_get_code
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(2),
+                                torch.nn.Linear(64, 16)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    compiled = benchmark_module.apply_modes(copy.deepcopy(model), ['compile'])
+    out, code = run_and_get_code(compiled, x)
+    code = '\n'.join(code)
+    # float32 products run on MKL's packed weights, bfloat16 ones on oneDNN's
+    assert 'aoti_torch_cpu__mkl_linear(' in code and 'aoti_torch_cpu_mkldnn__convolution_pointwise(' in code
+    assert not re.search(r'aoti_torch_cpu_(addmm|mm|convolution)\(', code)  # the C++ wrapper's calls
+    assert torch.allclose(out, model(x), atol=1e-5)
 
 
 def test_windows_are_clamped_to_each_stage_as_timm_does():

@@ -17,6 +17,7 @@ from ..engine.inference import build_inferencer
 from ..errors import UnsupportedError
 from ..models import ARCH_SETTINGS, EfficientViT, deploy
 from ..models.deploy import CAST_PRECISIONS, cast
+from .compiling import CompiledForInference
 from .export import export_onnx, onnx_runtime_session
 from .modes import MODES, PRECISION_MODES, precision_of, split_target
 from .quantize import export_onnx_int8, quantize_int8
@@ -82,10 +83,9 @@ def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
     if 'channels_last' in modes:
         model = model.to(memory_format=torch.channels_last)
     if 'compile' in modes or 'cudagraphs' in modes:
-        # Freezing folds the weights into the graph as constants, so oneDNN packs them once (faster in both
-        # images/s and batch-1 latency on an AMX Xeon); inference only, as timed here.
-        compiled = functools.partial(torch.compile, dynamic=False, **(
-            dict(mode='reduce-overhead') if 'cudagraphs' in modes else dict(options={'freezing': True})))
+        device = next(model.parameters()).device
+        compiled = functools.partial(CompiledForInference, device=device, dynamic=False, **(
+            dict(mode='reduce-overhead') if 'cudagraphs' in modes else {}))
         if hasattr(model, 'data_preprocessor'):
             for part in ('backbone', 'neck'):
                 if getattr(model, part, None) is not None:

@@ -11,7 +11,8 @@ MODE_HELP = {
               'channels on channels_last maps, on weights packed for oneDNN with the ReLUs fused in '
               '(docs/design.md, "The deploy form")',
     'channels_last': 'NHWC memory format for weights and input',
-    'compile': 'torch.compile (inductor, weights frozen into the graph: inference only)',
+    'compile': 'torch.compile (inductor, weights frozen into the graph, so oneDNN\'s packed kernels; a C++ '
+               'wrapper on CPU: inference only)',
     'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '
                   'batches, which are launch-bound on GPUs',
     'fp16': 'weights and activations in float16 (GPU)',

@@ -37,6 +37,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..errors import DataError, OutputExistsError, UnsupportedError
 from ..models.deploy import deploy, low_precision_parts
+from .compiling import CompiledForInference
 from .export import export_onnx
 from .records import NATIVE_FLAGS, cpu_flags
 
@@ -124,20 +125,15 @@ def give_each_call_its_weights(graph: torch.fx.GraphModule) -> torch.fx.GraphMod
 def compile_int8(graph: nn.Module) -> Callable:
     """``graph`` (PT2E's converted form) compiled by inductor, whose
     freezing turns the quantise/dequantise pairs around each product into
-    oneDNN's int8 kernels on prepacked weights. Freezing is set in the
-    config around each call (compiling happens at the first call, and again
-    when the batch size changes: dynamo's automatic dynamic shapes, so
-    once more at most for a third size): given as ``torch.compile``'s ``options`` instead,
-    compiling stopped on oneDNN's prepacking op meeting fake tensors (torch
-    2.14, torchao 0.18). The graph's wrapper is C++ (``cpp_wrapper``): an
-    int8 M4 calls oneDNN about 120 times per forward, and each call from a
-    Python wrapper cost tens of microseconds (docs/design.md, "Low
-    precision": batch-1 latency 0.77x and 0.80x the Python wrapper's)."""
-    compiled = torch.compile(graph)
+    oneDNN's int8 kernels on prepacked weights (:class:`.compiling.CompiledForInference`:
+    with the C++ wrapper, batch-1 latency was 0.77x and 0.80x the Python
+    wrapper's, docs/design.md, "Low precision"). Compiling happens at the
+    first call, and again when the batch size changes (dynamo's automatic
+    dynamic shapes, so once more at most for a third size)."""
+    compiled = CompiledForInference(graph)
 
     def run(*tensors):
-        with torch._inductor.config.patch(freezing=True, cpp_wrapper=True), torch.no_grad(), \
-                warnings.catch_warnings():
+        with warnings.catch_warnings():
             # inductor's int8 lowering builds its zero points with torch.tensor(tensor), and says so each time
             warnings.filterwarnings('ignore', 'To copy construct from a tensor', UserWarning)
             return compiled(*tensors)

@@ -88,4 +88,4 @@ def uncompiled_int8(monkeypatch):
     minute or more on 2 cores, and a test in tests/test_precision.py compiles a small part to check that
     compiling keeps what the graph computes, on oneDNN's int8 kernels."""
     from efficientvit_dense.analysis import quantize
-    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: graph)
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph, **settings: graph)

@@ -59,16 +59,29 @@ def test_a_config_is_timed_on_its_whole_predict_path(task, tmp_path):
     assert record['image_size'] == [64, 64] and record['input_size'] == network_input
 
 
-def test_int8_is_timed_on_the_quantised_parts_compiled_and_the_record_says_so(tmp_path, monkeypatch):
+@pytest.mark.parametrize('autotune', [False, True])
+def test_int8_is_timed_on_the_quantised_parts_compiled_and_the_record_says_so(autotune, tmp_path, monkeypatch):
     # The compiled int8 graph is checked against float32 and against the converted graph in test_precision.py;
-    # compiling here too would cost a minute on 2 cores (once for the batch, once for batch-1 latency).
+    # compiling here too would cost a minute on 2 cores (once for the batch, once for batch-1 latency), and
+    # minutes with autotune.
     compiled = []
-    monkeypatch.setattr(quantize, 'compile_int8', lambda graph: compiled.append(graph) or graph)
-    record = benchmark('m0', modes=['deploy', 'int8'], work_dir=str(tmp_path), **TINY)
+    monkeypatch.setattr(quantize, 'compile_int8', lambda graph, **settings: compiled.append((graph, settings)) or graph)
+    record = benchmark('m0', modes=['deploy', 'int8'] + ['autotune'] * autotune, work_dir=str(tmp_path), **TINY)
     _sane(record, 'backbone forward')
-    assert record['modes'] == ['deploy', 'compile', 'int8'] and record['precision'] == 'int8'
-    (graph,) = compiled  # the backbone's converted graph, with quantise ops in it
+    assert record['modes'] == ['deploy', 'compile'] + ['autotune'] * autotune + ['int8']
+    assert record['precision'] == 'int8'
+    ((graph, settings),) = compiled  # the backbone's converted graph, with quantise ops in it
     assert any('quantize_per_tensor' in str(node.target) for node in graph.graph.nodes)
+    assert settings == {'autotune': autotune}
+
+
+def test_autotune_compiles_with_inductors_max_autotune_and_implies_compile():
+    assert check_modes(['deploy', 'bf16', 'autotune'], 'cpu') == ['deploy', 'compile', 'autotune', 'bf16']
+    model = torch.nn.Linear(4, 4)
+    for modes, autotune in ((['compile'], False), (['compile', 'autotune'], True)):
+        assert benchmark_module.apply_modes(copy.deepcopy(model), modes).settings.get('max_autotune', False) == autotune
+    with pytest.raises(UnsupportedError, match="not ONNX Runtime's graph"):
+        check_modes(['deploy', 'onnxruntime', 'autotune'], 'cpu')
 
 
 def test_modes_that_cannot_be_combined_are_refused():

@@ -40,11 +40,16 @@ def check_modes(modes, device: torch.device | str, predict_path: bool = False) -
     if 'int8' in modes:
         if not on_cpu:
             raise UnsupportedError('int8 runs on the CPU (oneDNN / ONNX Runtime); on a GPU, time fp16 or bf16.')
-        if 'deploy' not in modes or set(modes) - {'int8', 'deploy', 'compile', 'onnxruntime'}:
+        if 'deploy' not in modes or set(modes) - {'int8', 'deploy', 'compile', 'autotune', 'onnxruntime'}:
             raise UnsupportedError("int8 quantises the deploy form: use --modes deploy int8 (PyTorch 2 export "
                                    "quantisation, compiled), or deploy onnxruntime int8 (ONNX Runtime's).")
         if 'onnxruntime' not in modes:  # PT2E's int8 runs compiled: say so in the records
             modes = sorted({*modes, 'compile'}, key=MODES.index)
+    if 'autotune' in modes:
+        if 'onnxruntime' in modes:
+            raise UnsupportedError('autotune tunes what torch.compile makes (inductor\'s max_autotune), not ONNX '
+                                   'Runtime\'s graph.')
+        modes = sorted({*modes, 'compile'}, key=MODES.index)
     if 'onnxruntime' in modes:
         if not on_cpu:
             raise UnsupportedError('onnxruntime runs on the CPU (the project installs ONNX Runtime\'s CPU package and '
@@ -76,16 +81,16 @@ def apply_modes(model: nn.Module, modes, calibration=(), run=None) -> nn.Module:
     data-dependent shapes."""
     model = model.eval()
     if 'int8' in modes:
-        return quantize_int8(model, calibration, run)
+        return quantize_int8(model, calibration, run, autotune='autotune' in modes)
     dtype = CAST_PRECISIONS.get(precision_of(modes), torch.float32)
     model = deploy(model, 'float32') if 'deploy' in modes else model
     model = cast(model, dtype)
     if 'channels_last' in modes:
         model = model.to(memory_format=torch.channels_last)
-    if 'compile' in modes or 'cudagraphs' in modes:
-        device = next(model.parameters()).device
-        compiled = functools.partial(CompiledForInference, device=device, dynamic=False, **(
-            dict(mode='reduce-overhead') if 'cudagraphs' in modes else {}))
+    if {'compile', 'autotune', 'cudagraphs'} & set(modes):
+        compiled = functools.partial(
+            CompiledForInference, device=next(model.parameters()).device, autotune='autotune' in modes,
+            dynamic=False, **(dict(mode='reduce-overhead') if 'cudagraphs' in modes else {}))
         if hasattr(model, 'data_preprocessor'):
             for part in ('backbone', 'neck'):
                 if getattr(model, part, None) is not None:

@@ -20,24 +20,25 @@ import torch.nn as nn
 # call from a Python wrapper cost tens of microseconds (docs/design.md, "Low precision").
 CPU_SETTINGS = dict(freezing=True, cpp_wrapper=True)
 GPU_SETTINGS = dict(freezing=True)
-# max_autotune: inductor benchmarks its C++ GEMM templates (AMX and AVX-512 micro-kernels) against oneDNN for
-# each product at compile time and keeps the faster; compiling takes minutes.
-AUTOTUNE_SETTINGS = dict(max_autotune=True, max_autotune_gemm_backends='CPP,ATEN')
+# The autotune mode: inductor times its GEMM templates (on a CPU, C++ ones with AMX or AVX-512 micro-kernels)
+# against the library kernels for each product while compiling, and keeps the fastest. Minutes of compiling on
+# 2 cores, for about a tenth more images/s on an AMX Xeon (docs/design.md, "Low precision").
+AUTOTUNE_SETTINGS = dict(max_autotune=True)
 
 
 class CompiledForInference(nn.Module):
     """``module`` compiled by inductor for inference on ``device``: each call
-    runs without gradients, under the inductor ``settings`` (by default
-    :data:`CPU_SETTINGS` or :data:`GPU_SETTINGS`), so that the first call
-    compiles with them. ``compile_kwargs`` go to ``torch.compile``
+    runs without gradients under :data:`CPU_SETTINGS` or :data:`GPU_SETTINGS`
+    (and :data:`AUTOTUNE_SETTINGS` with ``autotune``), so that the first
+    call compiles with them. ``compile_kwargs`` go to ``torch.compile``
     (``dynamic``, ``mode``)."""
 
-    def __init__(self, module: nn.Module, device: torch.device | str = 'cpu', settings: dict | None = None,
+    def __init__(self, module: nn.Module, device: torch.device | str = 'cpu', autotune: bool = False,
                  **compile_kwargs):
         super().__init__()
         self.compiled = torch.compile(module, **compile_kwargs)
-        default = CPU_SETTINGS if torch.device(device).type == 'cpu' else GPU_SETTINGS
-        self.settings = dict(default if settings is None else settings)
+        self.settings = {**(CPU_SETTINGS if torch.device(device).type == 'cpu' else GPU_SETTINGS),
+                         **(AUTOTUNE_SETTINGS if autotune else {})}
 
     def forward(self, *args, **kwargs):
         with torch._inductor.config.patch(**self.settings), torch.no_grad():

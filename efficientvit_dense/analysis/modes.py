@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-MODES = ('deploy', 'channels_last', 'compile', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')  # none: eager
+# none: eager
+MODES = ('deploy', 'channels_last', 'compile', 'autotune', 'cudagraphs', 'fp16', 'bf16', 'int8', 'onnxruntime')
 MODE_HELP = {
     'deploy': 'BatchNorm folded; EfficientViT\'s 1x1 convolutions and attention as matrix products over '
               'channels on channels_last maps, on weights packed for oneDNN with the ReLUs fused in '
@@ -13,6 +14,8 @@ MODE_HELP = {
     'channels_last': 'NHWC memory format for weights and input',
     'compile': 'torch.compile (inductor, weights frozen into the graph, so oneDNN\'s packed kernels; a C++ '
                'wrapper on CPU: inference only)',
+    'autotune': 'compile with inductor\'s max_autotune: each product timed in its GEMM templates (C++ with AMX or '
+                'AVX-512 on a CPU) against the library\'s kernel while compiling (minutes on 2 cores)',
     'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '
                   'batches, which are launch-bound on GPUs',
     'fp16': 'weights and activations in float16 (GPU)',

@@ -122,15 +122,16 @@ def give_each_call_its_weights(graph: torch.fx.GraphModule) -> torch.fx.GraphMod
     return graph
 
 
-def compile_int8(graph: nn.Module) -> Callable:
+def compile_int8(graph: nn.Module, autotune: bool = False) -> Callable:
     """``graph`` (PT2E's converted form) compiled by inductor, whose
     freezing turns the quantise/dequantise pairs around each product into
     oneDNN's int8 kernels on prepacked weights (:class:`.compiling.CompiledForInference`:
     with the C++ wrapper, batch-1 latency was 0.77x and 0.80x the Python
     wrapper's, docs/design.md, "Low precision"). Compiling happens at the
     first call, and again when the batch size changes (dynamo's automatic
-    dynamic shapes, so once more at most for a third size)."""
-    compiled = CompiledForInference(graph)
+    dynamic shapes, so once more at most for a third size); with
+    ``autotune``, inductor's max_autotune too."""
+    compiled = CompiledForInference(graph, autotune=autotune)
 
     def run(*tensors):
         with warnings.catch_warnings():
@@ -152,11 +153,11 @@ def _run_int8(part: nn.Module, graph: Callable, input_shapes: list, out_spec, *a
     return tree_unflatten(list(graph(*tensors)), out_spec)
 
 
-def quantize_part(part: nn.Module, samples: list) -> None:
+def quantize_part(part: nn.Module, samples: list, autotune: bool = False) -> None:
     """Replace ``part``'s forward, in place, by its int8 form calibrated on
     ``samples`` (flattened inputs recorded from the float32 part):
     exported with a free batch size, annotated by the x86 inductor
-    quantiser, calibrated, converted and compiled."""
+    quantiser, calibrated, converted and compiled (:func:`compile_int8`)."""
     pytree_log = logging.getLogger('torch.utils._pytree')
     level = pytree_log.level
     pytree_log.setLevel(logging.ERROR)  # torchao 0.18 registers an Enum as torch 2.14 deprecates, and is told so
@@ -194,19 +195,19 @@ def quantize_part(part: nn.Module, samples: list) -> None:
         for sample, _ in samples:
             graph(*sample)
         graph = resize_in_aten(convert_pt2e(graph))
-    part.forward = functools.partial(_run_int8, part, compile_int8(graph), [tuple(x.shape[1:]) for x in flat],
-                                     out_spec)
+    part.forward = functools.partial(_run_int8, part, compile_int8(graph, autotune=autotune),
+                                     [tuple(x.shape[1:]) for x in flat], out_spec)
 
 
 @torch.no_grad()
-def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Module:
+def quantize_int8(model: nn.Module, calibration: Iterable, run=None, autotune: bool = False) -> nn.Module:
     """``model`` in its int8 deploy form, in place, on the CPU: the float32
     deploy form first, then each part of :func:`low_precision_parts`
     quantised on the inputs it received while ``run(batch)`` ran over
     ``calibration`` (default ``run``: the model itself on a tensor batch;
     give an mmengine model's ``test_step``, which a two-stage detector
     needs). Each part compiles on its first call and again when the
-    batch size changes (:func:`compile_int8`). The model holds compiled
+    batch size changes (:func:`compile_int8`, with ``autotune`` or not). The model holds compiled
     graphs: it cannot be pickled (quantise again from the float32
     checkpoint)."""
     model = deploy(model, 'float32')
@@ -229,7 +230,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None) -> nn.Modul
         raise DataError('int8 calibration got no images.')
     for name, part in parts.items():
         if store[name]:  # an empty store: not run at inference (mmseg's auxiliary head)
-            quantize_part(part, store[name])
+            quantize_part(part, store[name], autotune)
     return model
 
 

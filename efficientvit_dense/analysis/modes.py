@@ -12,8 +12,8 @@ MODE_HELP = {
               'channels on channels_last maps, on weights packed for oneDNN with the ReLUs fused in '
               '(docs/design.md, "The deploy form")',
     'channels_last': 'NHWC memory format for weights and input',
-    'compile': 'torch.compile (inductor, weights frozen into the graph, so oneDNN\'s packed kernels; a C++ '
-               'wrapper on CPU: inference only)',
+    'compile': 'torch.compile (inductor; on CPU the weights frozen into the graph, so oneDNN\'s packed kernels, '
+               'and a C++ wrapper: inference only)',
     'autotune': 'compile with inductor\'s max_autotune: each product timed in its GEMM templates (C++ with AMX or '
                 'AVX-512 on a CPU) against the library\'s kernel while compiling (minutes on 2 cores)',
     'cudagraphs': 'torch.compile with CUDA graphs (mode reduce-overhead, GPU): one launch per call, for small '

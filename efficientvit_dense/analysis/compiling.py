@@ -23,7 +23,8 @@ CPU_SETTINGS = dict(freezing=True, cpp_wrapper=True)
 GPU_SETTINGS = {}
 # The autotune mode: inductor times its GEMM templates (on a CPU, C++ ones with AMX or AVX-512 micro-kernels)
 # against the library kernels for each product while compiling, and keeps the fastest. Minutes of compiling on
-# 2 cores, for about a tenth more images/s on an AMX Xeon (docs/design.md, "Low precision").
+# 2 cores; on an AMX Xeon 7-11% more int8 images/s, an unsteady gain in bfloat16 (docs/design.md, "Compiling for
+# inference").
 AUTOTUNE_SETTINGS = dict(max_autotune=True,
                          # without a table of timed choices for each of the ~120 products in the tool's output
                          autotune_num_choices_displayed=0, max_autotune_report_choices_stats=False)

@@ -4,8 +4,11 @@ import copy
 import json
 import math
 import os
+import platform
 import re
 import runpy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -115,6 +118,32 @@ def test_models_compared_in_one_run_are_timed_in_turns():
     times = interleaved_times([lambda: calls.append('a'), lambda: calls.append('b')], warmup=1, repeats=3)
     assert calls == ['a', 'b'] + ['a', 'b'] * 3  # warm-ups, then one call of each per round
     assert [len(t) for t in times] == [3, 3]
+
+
+# A fresh process (the pytest worker's malloc settings are its history), timing a call that frees 64 MiB, which
+# glibc by default maps on its own and hands back at every call, as an eager model's activations.
+FAULTS_SCRIPT = """
+import resource, torch
+from efficientvit_dense.analysis.records import environment
+from efficientvit_dense.analysis.timing import interleaved_times
+touch = lambda: torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
+interleaved_times([touch], warmup=3, repeats=3)  # the heap settles within a few calls
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    touch()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, environment('cpu')['allocator'])
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc' or 'LD_PRELOAD' in os.environ, reason="glibc's malloc")
+def test_timed_calls_reuse_freed_memory_instead_of_page_faulting_on_fresh_memory():
+    """An eager model's speed must not depend on what its process did before: glibc's moving threshold made timm's
+    M4 run at 60 to 200 images/s, and every ratio against it swing (docs/design.md, "Timing")."""
+    done = subprocess.run([sys.executable, '-c', FAULTS_SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    faults, allocator = done.stdout.split(maxsplit=1)
+    assert int(faults) < 1000, f'{faults} page faults for four 64 MiB blocks (16384 pages each when mapped afresh)'
+    assert allocator.strip() == 'glibc malloc holding freed memory (no mmap, no trim)'
 
 
 @torch.no_grad()

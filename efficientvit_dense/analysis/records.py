@@ -11,6 +11,7 @@ import torch
 
 from ..errors import InputNotFoundError, OutputExistsError
 from ..models.weights import downloaded, is_url
+from .timing import hold_freed_memory
 
 # The instruction sets that decide how fast a CPU runs each precision.
 RELEVANT_ISA = ('avx2', 'avx_vnni', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16',
@@ -55,7 +56,7 @@ def cpu_isa() -> list[str]:
 
 def environment(device: torch.device | str) -> dict:
     """Where a figure was measured: the device (a CPU with its relevant
-    instruction sets), threads and versions."""
+    instruction sets), threads, the allocator and versions."""
     import importlib.metadata
     import platform
 
@@ -78,7 +79,7 @@ def environment(device: torch.device | str) -> dict:
             pass
     isa = dict(isa=cpu_isa()) if device.type == 'cpu' else {}
     return dict(device=f'{device.type}: {name}', **isa, threads=torch.get_num_threads(),
-                python=platform.python_version(), versions=versions)
+                allocator=hold_freed_memory(), python=platform.python_version(), versions=versions)
 
 
 _digests: dict = {}
@@ -125,7 +126,8 @@ def format_table(records: list[dict]) -> str:
     inputs_differ = any(r['input_size'] != first['input_size'] for r in records)
     images = first.get('image_size', first['input_size'])
     images = f'images {_size(images)}, ' if images != first['input_size'] else ''
-    lines = [f'{first["device"]}{isa}, {first["threads"]} threads, torch {first["versions"].get("torch")}; '
+    allocator = f', {first["allocator"]}' if 'allocator' in first else ''
+    lines = [f'{first["device"]}{isa}, {first["threads"]} threads{allocator}, torch {first["versions"].get("torch")}; '
              + ('network inputs differ (column "input"), ' if inputs_differ else
                 f'{images}network input {_size(first["input_size"])}, ')
              + f'batch {first["batch_size"]} (latency: batch 1), median of {first["repeats"]} after '

@@ -20,8 +20,8 @@ from .records import file_digest
 ACCURACY_KEYS = {'coco/segm_mAP': ('mask AP', 100.0), 'coco/bbox_mAP': ('box AP', 100.0),
                  'mIoU': ('mIoU', 1.0), 'accuracy/top1': ('top-1', 1.0)}
 # What a speed depends on besides the model: rows that differ in one of these are marked in the table.
-SETTINGS = {'device': 'device', 'isa': 'instruction sets', 'threads': 'threads', 'versions.torch': 'torch',
-            'input_size': 'input', 'batch_size': 'batch', 'what': 'what was timed'}
+SETTINGS = {'device': 'device', 'isa': 'instruction sets', 'threads': 'threads', 'allocator': 'memory allocator',
+            'versions.torch': 'torch', 'input_size': 'input', 'batch_size': 'batch', 'what': 'what was timed'}
 
 # The time stamp in a record's name (benchmark_20260101_120000_1.json) or a log's run folder (mmengine's).
 _STAMP = re.compile(r'(\d{8}_\d{6})(?:_(\d+))?')

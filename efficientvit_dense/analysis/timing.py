@@ -5,7 +5,10 @@ same run (a ratio) rather than against numbers from another day.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
+import platform
 import statistics
 import time
 from typing import Callable
@@ -14,6 +17,40 @@ import torch
 import torch.nn as nn
 
 from ..errors import DataError
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+# Allocators that keep freed memory for reuse themselves, preloaded as PyTorch's CPU tuning guides advise.
+_CACHING_ALLOCATORS = ('jemalloc', 'tcmalloc', 'mimalloc')
+
+
+@functools.cache
+def hold_freed_memory() -> str:
+    """Make the process's malloc keep freed memory for reuse, and say which
+    allocator serves the timed calls (each record's ``allocator``).
+
+    glibc's malloc gives large blocks their own mapping and hands the memory
+    back when they are freed, above a threshold that moves with the
+    process's history. An eager model allocates its activations at every
+    call, so each call then pays the kernel's page faults on fresh memory:
+    on a 2-core Xeon VM timm's eager M4 ran at 60 to 200 images/s at batch
+    16 depending on what the process had done before (193 in a fresh
+    process, 139 after an int8 model was built in it), and every ratio
+    against an eager peer swung with it (docs/design.md, "Timing: what the
+    allocator costs"). Here glibc serves every block from its heap and
+    never shrinks it (mallopt ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2 GiB),
+    as jemalloc or tcmalloc would: the process keeps its peak memory.
+    Called by every timing function; acts once per process."""
+    preloaded = [os.path.basename(path) for path in os.environ.get('LD_PRELOAD', '').replace(':', ' ').split()
+                 if any(name in path for name in _CACHING_ALLOCATORS)]
+    if preloaded:
+        return f'{preloaded[0]} (LD_PRELOAD)'
+    if platform.libc_ver()[0] != 'glibc':
+        return "the C library's malloc, as configured"
+    libc = ctypes.CDLL(None)
+    if libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1):
+        return 'glibc malloc holding freed memory (no mmap, no trim)'
+    return 'glibc malloc, as configured (mallopt refused)'
 
 
 def time_calls(fn: Callable[[], object], warmup: int = 3, repeats: int = 10,
@@ -29,7 +66,9 @@ def interleaved_times(fns: list[Callable[[], object]], warmup: int = 3, repeats:
     calls of each, ``repeats`` rounds that call every function once, so a
     slow spell of a shared machine falls on all of them alike. On CUDA the
     device is synchronised around every call so that the time covers the
-    kernels, not just their launch."""
+    kernels, not just their launch. The process's malloc keeps freed
+    memory from then on (:func:`hold_freed_memory`)."""
+    hold_freed_memory()
     device = torch.device(device)
     # The device timed, not the current one: synchronising cuda:0 while cuda:1 runs would time the launches only
     sync = functools.partial(torch.cuda.synchronize, device) if device.type == 'cuda' else (lambda: None)

@@ -33,13 +33,13 @@ def hold_freed_memory() -> str:
     back when they are freed, above a threshold that moves with the
     process's history. An eager model allocates its activations at every
     call, so each call then pays the kernel's page faults on fresh memory:
-    on a 2-core Xeon VM timm's eager M4 ran at 60 to 200 images/s at batch
-    16 depending on what the process had done before (193 in a fresh
-    process, 139 after an int8 model was built in it), and every ratio
-    against an eager peer swung with it (docs/design.md, "Timing: what the
-    allocator costs"). Here glibc serves every block from its heap and
-    never shrinks it (mallopt ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2 GiB),
-    as jemalloc or tcmalloc would: the process keeps its peak memory.
+    on a 2-core Xeon VM timm's eager M4 ran at batch 16 at 193 images/s in
+    a fresh process and at 139 after an int8 model was built in it (60 with
+    the threshold held at its start), and every ratio against an eager peer
+    swung with it (docs/design.md, "Timing: what the allocator costs").
+    Here glibc serves every block from its heap and never shrinks it
+    (mallopt ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2 GiB), as jemalloc or
+    tcmalloc would: the process keeps its peak memory.
     Called by every timing function; acts once per process."""
     preloaded = [os.path.basename(path) for path in os.environ.get('LD_PRELOAD', '').replace(':', ' ').split()
                  if any(name in path for name in _CACHING_ALLOCATORS)]

@@ -40,7 +40,8 @@ def hold_freed_memory() -> str:
     Here glibc serves every block from its heap and never shrinks it
     (mallopt ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2 GiB), as jemalloc or
     tcmalloc would: the process keeps its peak memory.
-    Called by every timing function; acts once per process."""
+    Called by every timing function, and by ``records.environment`` to
+    name it; acts once per process."""
     preloaded = [os.path.basename(path) for path in os.environ.get('LD_PRELOAD', '').replace(':', ' ').split()
                  if any(name in path for name in _CACHING_ALLOCATORS)]
     if preloaded:

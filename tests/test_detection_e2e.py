@@ -202,25 +202,33 @@ def test_an_existing_predictions_file_is_never_overwritten(trained):
 
 
 @torch.no_grad()
-# Two iterations leave thousands of anchors at near-equal scores, where int8's rounding picks other
-# neighbours than float32 did: its best boxes are matched at a lower overlap.
-@pytest.mark.parametrize('precision, tolerance, overlap', [('bfloat16', 0.02, 0.9), ('int8', 0.05, 0.5)])
-def test_a_detector_in_low_precision_keeps_its_detections_after_nms(trained, precision, tolerance, overlap,
-                                                                   uncompiled_int8):
+@pytest.mark.parametrize('precision, tolerance', [('bfloat16', 0.15), ('int8', 0.2)])
+def test_a_detector_in_low_precision_keeps_its_outputs_and_its_detections_after_nms(trained, precision, tolerance,
+                                                                                    uncompiled_int8):
     from efficientvit_dense.analysis.precision import to_precision
     tmp, runner = trained
     batch = next(iter(runner.test_dataloader))
-    model = copy.deepcopy(runner.model).eval()
-    reference = deploy(copy.deepcopy(model)).test_step(batch)
-    low = to_precision(model, precision, runner.cfg, calibration_images=4)
-    for ours, theirs in zip(low.test_step(batch), reference):
+    reference = deploy(copy.deepcopy(runner.model).eval())
+    low = to_precision(copy.deepcopy(runner.model).eval(), precision, runner.cfg, calibration_images=4)
+    # The head's class logits and box deltas at every level, against float32: their error in units of
+    # their spread. Both precisions give up to 0.075; bfloat16 weights rounded further to float8 gave
+    # 0.49, int8 calibrated on activations scaled by 0.2 gave 0.76.
+    inputs = reference.data_preprocessor(batch)['inputs']
+    for low_levels, levels in zip(low._forward(inputs), reference._forward(inputs)):
+        for ours, theirs in zip(low_levels, levels):
+            assert ours.dtype == torch.float32
+            assert (ours - theirs).pow(2).mean().sqrt() < tolerance * theirs.std()
+    # After NMS, on a model trained for two iterations: thousands of anchors score within a rounding error
+    # of each other, so rounding reorders them and NMS keeps other neighbours. What greedy NMS still
+    # guarantees: each of float32's best detections is kept, or suppressed by a kept one that overlaps it
+    # by more than NMS's threshold.
+    iou_threshold = runner.cfg.model.test_cfg.nms.iou_threshold
+    for ours, theirs in zip(low.test_step(batch), reference.test_step(batch)):
         ours, theirs = ours.pred_instances, theirs.pred_instances
         assert len(theirs.scores) > 0 and ours.bboxes.dtype == torch.float32
-        # Rounding reorders near-equal scores: compare the ranked scores, and each of the best boxes
-        # with its nearest counterpart.
         top = min(len(theirs.scores), len(ours.scores), 20)
-        assert (ours.scores[:top] - theirs.scores[:top]).abs().max() < tolerance
-        assert bbox_overlaps(theirs.bboxes[:5], ours.bboxes).max(dim=1).values.min() > overlap
+        torch.testing.assert_close(ours.scores[:top], theirs.scores[:top], rtol=tolerance / 2, atol=0)
+        assert bbox_overlaps(theirs.bboxes[:5], ours.bboxes).max(dim=1).values.min() > iou_threshold
 
 
 def test_the_cost_of_each_precision_is_measured_and_reported(trained, uncompiled_int8):

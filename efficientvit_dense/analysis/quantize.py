@@ -33,7 +33,6 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..errors import DataError, OutputExistsError, UnsupportedError
@@ -44,29 +43,6 @@ from .records import NATIVE_FLAGS, cpu_flags
 
 # ONNX Runtime's int8 ops; the rest (softmax, adds, resizes) runs in float32 between them.
 QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')
-# PyTorch's switch for its int8 products' context cache (:func:`cache_int8_contexts`), read once per process.
-INT8_CONTEXT_CACHE = 'ONEDNN_CACHE_CONTEXT_UNSAFE'
-
-
-@functools.cache
-def cache_int8_contexts() -> None:
-    """Turn on, for this process, the cache of the oneDNN context (primitive,
-    scales, zero points) that torch's int8 product builds at each call
-    (pytorch/pytorch#168150 and #180431): the M4 backbone's int8 form gained
-    10% in images/s and 12 to 22% in batch-1 latency (docs/design.md, "Low
-    precision"). Upstream leaves it off and calls it unsafe because it is keyed by the
-    packed weight's address and the rows: a weight called with another
-    input scale gets the first call's context, a silently wrong product.
-    Our compiled graphs never do that: each call has its own weight
-    (:func:`give_each_call_its_weights`), prepacked by freezing for that
-    call alone; and a cached context holds its weight, so a model freed
-    and another built in its place cannot meet a stale context at a reused
-    address. Read at the first int8 product of the process; a value the
-    user set stays, with a warning."""
-    value = os.environ.setdefault(INT8_CONTEXT_CACHE, '1')
-    if value != '1':
-        print_log(f'{INT8_CONTEXT_CACHE}={value} in the environment: int8 products build their oneDNN context at '
-                  'every call, about 10% slower on the M4 backbone.', logger='current', level=logging.WARNING)
 
 
 class FlatPart(nn.Module):
@@ -154,9 +130,7 @@ def compile_int8(graph: nn.Module, autotune: bool = False) -> Callable:
     wrapper's, docs/design.md, "Low precision"). Compiling happens at the
     first call, and again when the batch size changes (dynamo's automatic
     dynamic shapes, so once more at most for a third size); with
-    ``autotune``, inductor's max_autotune too; the products' oneDNN contexts
-    cached (:func:`cache_int8_contexts`)."""
-    cache_int8_contexts()
+    ``autotune``, inductor's max_autotune too."""
     compiled = CompiledForInference(graph, autotune=autotune)
 
     def run(*tensors):

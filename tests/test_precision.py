@@ -132,6 +132,16 @@ def test_int8_parts_compile_to_onednns_int8_kernels_a_shared_convolution_too_wit
         assert _same_but_for_rare_rounding_steps(graph(*fewer), head(fewer))
 
 
+def test_int8_is_refused_while_torchs_context_cache_is_on(monkeypatch, uncompiled_int8):
+    model, images = nn.Linear(4, 4).eval(), [torch.randn(2, 4)]
+    monkeypatch.setenv(quantize.UNSAFE_CONTEXT_CACHE, '1')
+    with pytest.raises(UnsupportedError, match=r'ONEDNN_CACHE_CONTEXT_UNSAFE=1 is set.*Unset it'):
+        quantize_int8(copy.deepcopy(model), images)
+    monkeypatch.setenv(quantize.UNSAFE_CONTEXT_CACHE, '0')
+    quantized = quantize_int8(copy.deepcopy(model), images)
+    assert max_difference(model(images[0]), quantized(images[0]), relative=True) < 0.05
+
+
 def _same_but_for_rare_rounding_steps(reference, outputs) -> bool:
     """Equal within float rounding, but for rare elements one quantisation step apart: a value the converted
     graph's float32 ops and oneDNN's int8 kernels compute on either side of a rounding boundary (one element

@@ -43,6 +43,9 @@ from .records import NATIVE_FLAGS, cpu_flags
 
 # ONNX Runtime's int8 ops; the rest (softmax, adds, resizes) runs in float32 between them.
 QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')
+# torch's opt-in cache of its int8 products' oneDNN contexts: on, it gave the classifier demo's int8 model
+# 28 to 63 top-1 for 69, without an error (docs/design.md, "Low precision").
+UNSAFE_CONTEXT_CACHE = 'ONEDNN_CACHE_CONTEXT_UNSAFE'
 
 
 class FlatPart(nn.Module):
@@ -209,7 +212,12 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None, autotune: b
     needs). Each part compiles on its first call and again when the
     batch size changes (:func:`compile_int8`, with ``autotune`` or not). The model holds compiled
     graphs: it cannot be pickled (quantise again from the float32
-    checkpoint)."""
+    checkpoint). Refused, before calibrating, while torch's context cache
+    is on (:data:`UNSAFE_CONTEXT_CACHE`)."""
+    if os.environ.get(UNSAFE_CONTEXT_CACHE, '0') not in ('', '0'):
+        raise UnsupportedError(f'{UNSAFE_CONTEXT_CACHE}={os.environ[UNSAFE_CONTEXT_CACHE]} is set: with it, torch\'s '
+                               'int8 products gave wrong results on the classifier demo, without an error '
+                               '(docs/design.md, "Low precision"). Unset it (or set it to 0) for int8.')
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
     parts = {name: part for name, part in low_precision_parts(model).items()

@@ -33,14 +33,14 @@ AUTOTUNE_SETTINGS = dict(max_autotune=True,
 class CompiledForInference(nn.Module):
     """``module`` compiled by inductor for inference on ``device``: each call
     runs without gradients under :data:`CPU_SETTINGS` or :data:`GPU_SETTINGS`
-    (and :data:`AUTOTUNE_SETTINGS` with ``autotune``), so that the first
-    call compiles with them. ``compile_kwargs`` go to ``torch.compile``
+    (and :data:`AUTOTUNE_SETTINGS` with ``autotune``, then ``settings``),
+    so that the first call compiles with them. ``compile_kwargs`` go to ``torch.compile``
     (``dynamic``; ``mode`` on a GPU). On a CPU the compiled graph does not
     see later changes to ``module`` (weights, ``train()``): compile the
     finished model."""
 
     def __init__(self, module: nn.Module, device: torch.device | str = 'cpu', autotune: bool = False,
-                 **compile_kwargs):
+                 settings: dict | None = None, **compile_kwargs):
         super().__init__()
         on_cpu = torch.device(device).type == 'cpu'
         if on_cpu:
@@ -49,7 +49,8 @@ class CompiledForInference(nn.Module):
             # graph, so a change to the module after compiling is not seen either way.
             compile_kwargs['options'] = dict(guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe)
         self.compiled = torch.compile(module, **compile_kwargs)
-        self.settings = {**(CPU_SETTINGS if on_cpu else GPU_SETTINGS), **(AUTOTUNE_SETTINGS if autotune else {})}
+        self.settings = {**(CPU_SETTINGS if on_cpu else GPU_SETTINGS), **(AUTOTUNE_SETTINGS if autotune else {}),
+                         **(settings or {})}
 
     def forward(self, *args, **kwargs):
         with torch._inductor.config.patch(**self.settings), torch.no_grad():

@@ -33,6 +33,7 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..errors import DataError, OutputExistsError, UnsupportedError
@@ -43,9 +44,36 @@ from .records import NATIVE_FLAGS, cpu_flags
 
 # ONNX Runtime's int8 ops; the rest (softmax, adds, resizes) runs in float32 between them.
 QUANTISED_OPS = ('Conv', 'MatMul', 'Gemm')
-# torch's opt-in cache of its int8 products' oneDNN contexts: on, it gave the classifier demo's int8 model
-# 28 to 63 top-1 for 69, without an error (docs/design.md, "Low precision").
-UNSAFE_CONTEXT_CACHE = 'ONEDNN_CACHE_CONTEXT_UNSAFE'
+# PyTorch's switch for its int8 products' context cache (:func:`cache_int8_contexts`), read once per process.
+INT8_CONTEXT_CACHE = 'ONEDNN_CACHE_CONTEXT_UNSAFE'
+# Inductor settings of the int8 parts: a small layer's constants (a 6-class head's weight scales, zero points and
+# bias) kept as tensors of the graph. Inlined, they were computed into new buffers at every call, and the cached
+# contexts read the first call's buffers after they were freed (the classifier demo's int8 top-1 fell from 69 to
+# 28-63).
+INT8_SETTINGS = dict(always_keep_tensor_constants=True)
+
+
+@functools.cache
+def cache_int8_contexts() -> None:
+    """Turn on, for this process, the cache of the oneDNN context (primitive,
+    scales, zero points, bias) that torch's int8 product builds at each
+    call (pytorch/pytorch#168150 and #180431): the M4 backbone's int8 form
+    gained 6 to 10% in images/s and lost 12 to 22% of its batch-1 latency
+    (docs/design.md, "Low precision"). Upstream leaves it off and calls it
+    unsafe: it is keyed by the packed weight's address and the rows alone.
+    A weight called with another input scale would get the first call's
+    context, a silently wrong product; our compiled graphs give each call
+    its own weight (:func:`give_each_call_its_weights`), prepacked by
+    freezing for that call alone. A cached context holds its weight, so a
+    model freed and another built in its place cannot meet a stale context
+    at a reused address. It keeps views of the call's weight scales, zero
+    points and bias, which must outlive the call: :data:`INT8_SETTINGS`.
+    Read at the first int8 product of the process; a value the user set
+    stays, with a warning."""
+    value = os.environ.setdefault(INT8_CONTEXT_CACHE, '1')
+    if value != '1':
+        print_log(f'{INT8_CONTEXT_CACHE}={value} in the environment: int8 products build their oneDNN context at '
+                  'every call, 6 to 10% slower on the M4 backbone.', logger='current', level=logging.WARNING)
 
 
 class FlatPart(nn.Module):
@@ -133,8 +161,10 @@ def compile_int8(graph: nn.Module, autotune: bool = False) -> Callable:
     wrapper's, docs/design.md, "Low precision"). Compiling happens at the
     first call, and again when the batch size changes (dynamo's automatic
     dynamic shapes, so once more at most for a third size); with
-    ``autotune``, inductor's max_autotune too."""
-    compiled = CompiledForInference(graph, autotune=autotune)
+    ``autotune``, inductor's max_autotune too; the products' oneDNN contexts
+    cached (:func:`cache_int8_contexts`)."""
+    cache_int8_contexts()
+    compiled = CompiledForInference(graph, autotune=autotune, settings=INT8_SETTINGS)
 
     def run(*tensors):
         with warnings.catch_warnings():
@@ -212,12 +242,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable, run=None, autotune: b
     needs). Each part compiles on its first call and again when the
     batch size changes (:func:`compile_int8`, with ``autotune`` or not). The model holds compiled
     graphs: it cannot be pickled (quantise again from the float32
-    checkpoint). Refused, before calibrating, while torch's context cache
-    is on (:data:`UNSAFE_CONTEXT_CACHE`)."""
-    if os.environ.get(UNSAFE_CONTEXT_CACHE, '0') not in ('', '0'):
-        raise UnsupportedError(f'{UNSAFE_CONTEXT_CACHE}={os.environ[UNSAFE_CONTEXT_CACHE]} is set: with it, torch\'s '
-                               'int8 products gave wrong results on the classifier demo, without an error '
-                               '(docs/design.md, "Low precision"). Unset it (or set it to 0) for int8.')
+    checkpoint)."""
     model = deploy(model, 'float32')
     # A parameterless neck (pooling) stays as it is.
     parts = {name: part for name, part in low_precision_parts(model).items()

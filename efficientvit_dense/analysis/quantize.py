@@ -58,8 +58,8 @@ def cache_int8_contexts() -> None:
     """Turn on, for this process, the cache of the oneDNN context (primitive,
     scales, zero points, bias) that torch's int8 product builds at each
     call (pytorch/pytorch#168150 and #180431): the M4 backbone's int8 form
-    gained 6 to 10% in images/s and lost 12 to 22% of its batch-1 latency
-    (docs/design.md, "Low precision"). Upstream leaves it off and calls it
+    gained 4 to 12% in images/s against timm and lost 12 to 22% of its
+    batch-1 latency (docs/design.md, "Low precision"). Upstream leaves it off and calls it
     unsafe: it is keyed by the packed weight's address and the rows alone.
     A weight called with another input scale would get the first call's
     context, a silently wrong product; our compiled graphs give each call
@@ -73,7 +73,7 @@ def cache_int8_contexts() -> None:
     value = os.environ.setdefault(INT8_CONTEXT_CACHE, '1')
     if value != '1':
         print_log(f'{INT8_CONTEXT_CACHE}={value} in the environment: int8 products build their oneDNN context at '
-                  'every call, 6 to 10% slower on the M4 backbone.', logger='current', level=logging.WARNING)
+                  'every call, 4 to 12% slower on the M4 backbone.', logger='current', level=logging.WARNING)
 
 
 class FlatPart(nn.Module):

@@ -34,8 +34,8 @@ class CompiledForInference(nn.Module):
     """``module`` compiled by inductor for inference on ``device``: each call
     runs without gradients under :data:`CPU_SETTINGS` or :data:`GPU_SETTINGS`
     (and :data:`AUTOTUNE_SETTINGS` with ``autotune``, then ``settings``),
-    so that the first call compiles with them. ``compile_kwargs`` go to ``torch.compile``
-    (``dynamic``; ``mode`` on a GPU). On a CPU the compiled graph does not
+    so that the first call compiles with them. ``compile_kwargs`` go to
+    ``torch.compile`` (``dynamic``; ``mode`` on a GPU). On a CPU the compiled graph does not
     see later changes to ``module`` (weights, ``train()``): compile the
     finished model."""
 

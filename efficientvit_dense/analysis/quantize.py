@@ -59,8 +59,9 @@ def cache_int8_contexts() -> None:
     scales, zero points, bias) that torch's int8 product builds at each
     call (pytorch/pytorch#168150 and #180431): the M4 backbone's int8 form
     gained 4 to 12% in images/s against timm and lost 12 to 22% of its
-    batch-1 latency (docs/design.md, "Low precision"). Upstream leaves it off and calls it
-    unsafe: it is keyed by the packed weight's address and the rows alone.
+    batch-1 latency (docs/design.md, "Low precision"). Upstream leaves it
+    off and calls it unsafe: it is keyed by the packed weight's address
+    and the rows alone.
     A weight called with another input scale would get the first call's
     context, a silently wrong product; our compiled graphs give each call
     its own weight (:func:`give_each_call_its_weights`), prepacked by
